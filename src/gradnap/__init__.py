@@ -1,0 +1,36 @@
+"""gradnap: Gradient-adjusted Neuron Activation Profiles for speech recognition models.
+
+>>> import gradnap
+>>> model = gradnap.Wav2Letter.from_preset("small")
+>>> x = gradnap.features(wav, 16000)            # doctest: +SKIP
+"""
+
+from gradnap import models
+from gradnap._version import __version__
+from gradnap.audio import FeatureConfig, FeatureStats, features, load_audio
+from gradnap.data import Alphabet, Corpus, CorpusError, Utterance, read_corpus
+from gradnap.decode import BeamSearchDecoder, error_rates, greedy_decode
+from gradnap.models import Wav2Letter, Wav2LetterConfig
+from gradnap.models.checkpoint import CheckpointError, load, save_checkpoint
+
+__all__ = [
+    "Alphabet",
+    "BeamSearchDecoder",
+    "CheckpointError",
+    "Corpus",
+    "CorpusError",
+    "FeatureConfig",
+    "FeatureStats",
+    "Utterance",
+    "Wav2Letter",
+    "Wav2LetterConfig",
+    "__version__",
+    "error_rates",
+    "features",
+    "greedy_decode",
+    "load",
+    "load_audio",
+    "models",
+    "read_corpus",
+    "save_checkpoint",
+]

@@ -1,0 +1,3 @@
+from gradnap.cli.main import app
+
+app(prog_name="gradnap")

@@ -1,0 +1,1 @@
+"""The ``gradnap`` command line."""

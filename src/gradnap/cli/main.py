@@ -1,0 +1,182 @@
+"""``gradnap``: command-line entry point (typer). Each subcommand is a thin wrapper."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gradnap._version import __version__
+
+app = typer.Typer(
+    name="gradnap",
+    help="Gradient-adjusted Neuron Activation Profiles for convolutional speech recognition.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"gradnap {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print version.")
+    ] = False,
+) -> None:
+    """Gradient-adjusted Neuron Activation Profiles for convolutional speech recognition."""
+
+
+def fail(message: str) -> None:
+    """Print an error (no traceback) and exit with status 1."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(1)
+
+
+@app.command("model-info")
+def model_info(
+    preset: Annotated[str, typer.Option(help="Model preset: paper, mid, small, tiny.")] = "paper",
+    model: Annotated[Path | None, typer.Option(help="Checkpoint file (instead of --preset).")] = None,
+) -> None:
+    """Print parameters, layers (kernel, stride, channels) and receptive field of a model."""
+    from gradnap.models import Wav2Letter
+    from gradnap.models.checkpoint import CheckpointError, load
+
+    try:
+        net = load(model) if model else Wav2Letter.from_preset(preset)
+    except (CheckpointError, KeyError) as exc:
+        fail(str(exc).strip("'\""))
+    g, cfg = net.geometry, net.config
+    channels = [cfg.n_mels] + cfg.layer_channels()
+    table = Table(title=f"Wav2Letter preset {cfg.preset!r}" + (f" from {model}" if model else ""))
+    for col in ("layer", "kernel", "stride", "channels", "parameters", "RF_l (input frames)",
+                "W_l (support, layer frames)"):
+        table.add_column(col, justify="right")
+    for i, row in enumerate(g.table()):
+        params = (sum(p.numel() for p in getattr(net, row["layer"]).parameters()) if i else 0)
+        table.add_row(row["layer"], str(row["kernel"] or "-"), str(row["stride"] or "-"),
+                      str(channels[i]), f"{params:,}", str(row["receptive_field"]),
+                      str(row["support_width"]))
+    console.print(table)
+    console.print(f"parameters: {net.num_parameters():,} ({net.num_parameters() / 1e6:.2f} M)")
+    console.print(f"receptive field: {g.receptive_field(len(g.layer_names) - 1)} input frames")
+    console.print(f"output stride: {g.output_stride} input frames")
+
+
+@app.command()
+def train(
+    corpus: Annotated[Path, typer.Option(help="Training corpus folder (a train/ and dev/ "
+                                         "inside are used as such).")],
+    out: Annotated[Path, typer.Option(help="Checkpoint file to write (and resume).")],
+    preset: Annotated[str, typer.Option(help="Model preset: paper, mid, small, tiny.")] = "mid",
+    epochs: Annotated[int, typer.Option(help="Epochs in total (also when resuming).")] = 10,
+    resume: Annotated[bool, typer.Option(help="Continue the checkpoint at --out.")] = False,
+    dev: Annotated[Path | None, typer.Option(help="Dev corpus folder (default: train/dev "
+                                             "split of --corpus).")] = None,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 3e-4,
+    batch_seconds: Annotated[float, typer.Option(help="Audio seconds per batch.")] = 60.0,
+    dropout: Annotated[float, typer.Option(help="Dropout after conv1..conv10.")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Random seed (weights, batch order).")] = 0,
+    checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 200,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
+    skip_bad: Annotated[bool, typer.Option(help="Leave out bad utterances (listed).")] = False,
+) -> None:
+    """Train a Wav2Letter with CTC on a corpus; checkpoints are written atomically."""
+    from gradnap.models.checkpoint import CheckpointError
+    from gradnap.train import TrainConfig
+    from gradnap.train import train as run_train
+
+    train_set, dev_set = _train_dev(corpus, dev, skip_bad)
+    console.print(f"train: {len(train_set)} utterances, {train_set.duration / 3600:.2f} h; "
+                  f"dev: {len(dev_set)} utterances")
+    cfg = TrainConfig(preset=preset, epochs=epochs, lr=lr, batch_seconds=batch_seconds,
+                      dropout=dropout, seed=seed, checkpoint_every=checkpoint_every,
+                      max_steps=max_steps)
+    try:
+        run_train(train_set, dev_set, out, cfg, resume=resume, log=console.print)
+    except (CheckpointError, FileExistsError, KeyError) as exc:
+        fail(str(exc).strip("'\""))
+    console.print(f"checkpoint: {out}")
+
+
+@app.command("eval")
+def evaluate_cmd(
+    model: Annotated[Path, typer.Option(help="Checkpoint file.")],
+    corpus: Annotated[Path, typer.Option(help="Corpus folder.")],
+    beam_width: Annotated[int, typer.Option(help="Beam width (0: greedy only).")] = 32,
+    by_speaker: Annotated[bool, typer.Option(help="Also report per speaker.")] = False,
+    skip_bad: Annotated[bool, typer.Option(help="Leave out bad utterances (listed).")] = False,
+) -> None:
+    """Print CER and WER of greedy and beam-search decoding on a corpus."""
+    from gradnap.decode.evaluate import evaluate
+    from gradnap.models.checkpoint import CheckpointError, load
+
+    try:
+        net = load(model)
+    except CheckpointError as exc:
+        fail(str(exc))
+    data = _read(corpus, skip_bad, net.alphabet, net.feature_config)
+    ev = evaluate(net, list(data), net.alphabet, net.feature_config, beam_width or None)
+    table = Table(title=f"{model} on {corpus} ({len(data)} utterances, "
+                        f"{data.duration / 60:.1f} min)")
+    for col in ("decoder", "speaker", "CER %", "WER %"):
+        table.add_column(col, justify="right")
+    for decoder, s in ev.scores().items():
+        table.add_row(decoder, "all", f"{100 * s['cer']:.2f}", f"{100 * s['wer']:.2f}")
+    if by_speaker:
+        for decoder, per in ev.scores(by_speaker=True).items():
+            for spk, s in per.items():
+                table.add_row(decoder, spk, f"{100 * s['cer']:.2f}", f"{100 * s['wer']:.2f}")
+    console.print(table)
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Option(help="Corpus folder to write (LibriSpeech layout).")],
+    sentences: Annotated[int, typer.Option(help="How many sentences (at most 40).")] = 40,
+    voices: Annotated[str, typer.Option(help="Comma-separated espeak-ng voices.")] =
+        "en-us,en-us+f3,en-gb,en-us+m5",
+) -> None:
+    """Speak a small corpus with espeak-ng (offline); a rerun completes a partial one."""
+    from gradnap.data.espeak import SynthesisError, espeak_corpus, harvard_sentences
+
+    chosen = harvard_sentences()[:sentences]
+    try:
+        espeak_corpus(out, chosen, tuple(v.strip() for v in voices.split(",") if v.strip()))
+    except SynthesisError as exc:
+        fail(str(exc))
+    console.print(f"corpus: {out} ({len(chosen)} sentences x {len(voices.split(','))} voices)")
+
+
+def _read(path, skip_bad, alphabet=None, feature_config=None):
+    from gradnap.data import CorpusError, read_corpus
+
+    try:
+        data = read_corpus(path, alphabet, skip_bad=skip_bad, feature_config=feature_config)
+    except CorpusError as exc:
+        fail(str(exc))
+    for problem in data.skipped:
+        err.print(f"[yellow]skipped:[/] {problem}", highlight=False)
+    return data
+
+
+def _train_dev(corpus: Path, dev: Path | None, skip_bad: bool):
+    if dev is not None:
+        return _read(corpus, skip_bad), _read(dev, skip_bad)
+    if (corpus / "train").is_dir() and (corpus / "dev").is_dir():
+        return _read(corpus / "train", skip_bad), _read(corpus / "dev", skip_bad)
+    return _read(corpus, skip_bad).split(0.1)
+
+
+if __name__ == "__main__":
+    app()

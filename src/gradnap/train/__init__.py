@@ -1,0 +1,5 @@
+"""Training: CTC loss, Adam, length batching, atomic checkpoints and exact resume."""
+
+from gradnap.train.trainer import TrainConfig, TrainState, train
+
+__all__ = ["TrainConfig", "TrainState", "train"]

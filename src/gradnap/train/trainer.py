@@ -1,0 +1,152 @@
+"""CTC training of Wav2Letter with Adam, length batching, dev CER and exact resume."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from gradnap.audio.features import FeatureConfig
+from gradnap.data.alphabet import Alphabet
+from gradnap.data.corpus import Corpus
+from gradnap.decode.evaluate import evaluate
+from gradnap.models.checkpoint import (
+    CheckpointError,
+    model_from_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
+from gradnap.models.wav2letter import Wav2Letter, Wav2LetterConfig
+from gradnap.train.batching import FeatureCache, collate, length_batches
+
+
+@dataclass
+class TrainConfig:
+    """Training settings (stored in the checkpoint)."""
+
+    preset: str = "mid"
+    epochs: int = 10
+    lr: float = 3e-4
+    batch_seconds: float = 60.0
+    max_batch: int = 64
+    grad_clip: float = 1.0
+    dropout: float = 0.0
+    seed: int = 0
+    checkpoint_every: int = 200
+    max_steps: int | None = None
+
+
+@dataclass
+class TrainState:
+    """Where training stands: the next batch to run and what happened so far."""
+
+    epoch: int = 0
+    batch: int = 0
+    step: int = 0
+    history: list[dict] = field(default_factory=list)
+
+
+def train(
+    train_set: Corpus,
+    dev_set: Corpus | None,
+    out: str | Path,
+    config: TrainConfig | None = None,
+    resume: bool = False,
+    feature_config: FeatureConfig | None = None,
+    alphabet: Alphabet | None = None,
+    progress: bool = True,
+    log=print,
+) -> Wav2Letter:
+    """Train a Wav2Letter on ``train_set``; checkpoints go to ``out`` (atomically).
+
+    With ``resume=True`` the checkpoint at ``out`` is continued exactly where it stopped
+    (same batches, same optimizer and random state), so an interrupted and resumed run
+    ends with the same weights as an uninterrupted one. Returns the model.
+    """
+    out = Path(out)
+    cfg = config or TrainConfig()
+    if resume:
+        payload = read_checkpoint(out)
+        if "train_state" not in payload:
+            raise CheckpointError(f"{out}: has no training state to resume from")
+        ts = payload["train_state"]
+        cfg = TrainConfig(**{**asdict(cfg), **ts["config"], "epochs": cfg.epochs,
+                             "max_steps": cfg.max_steps})
+        model = model_from_checkpoint(payload, out)
+        alphabet, fcfg = model.alphabet, model.feature_config
+        state = TrainState(**ts["state"])
+    else:
+        if out.exists():
+            raise FileExistsError(f"{out}: exists; pass --resume to continue it or remove it")
+        torch.manual_seed(cfg.seed)
+        alphabet = alphabet or Alphabet()
+        fcfg = feature_config or FeatureConfig()
+        model = Wav2Letter(Wav2LetterConfig.from_preset(
+            cfg.preset, n_mels=fcfg.n_mels, n_classes=len(alphabet), dropout=cfg.dropout))
+        state = TrainState()
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    if resume:
+        optimizer.load_state_dict(ts["optimizer"])
+        torch.set_rng_state(ts["torch_rng"])
+
+    def checkpoint() -> None:
+        train_state = {"config": asdict(cfg), "state": asdict(state),
+                       "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()}
+        save_checkpoint(out, model, alphabet, fcfg, train_state=train_state)
+
+    data = FeatureCache(list(train_set), fcfg)
+    lengths = [data.frames(i) for i in range(len(data))]
+    max_frames = int(cfg.batch_seconds / fcfg.hop_seconds)
+    ctc = torch.nn.CTCLoss(blank=alphabet.blank, zero_infinity=True)
+    model.train()
+    while state.epoch < cfg.epochs:
+        plan = length_batches(lengths, max_frames, cfg.seed, state.epoch, cfg.max_batch)
+        bar = tqdm(total=len(plan), initial=state.batch, desc=f"epoch {state.epoch + 1}",
+                   unit="batch", disable=not progress, dynamic_ncols=True)
+        losses = []
+        while state.batch < len(plan):
+            if cfg.max_steps is not None and state.step >= cfg.max_steps:
+                bar.close()
+                checkpoint()
+                log(f"stopped after {state.step} steps (max_steps); resume with --resume")
+                return model.eval()
+            t0 = time.perf_counter()
+            idx = plan[state.batch]
+            x, xlen, y, ylen = collate([data[i] for i in idx],
+                                       [train_set[i].text for i in idx], alphabet)
+            logits = model(x)
+            logp = torch.log_softmax(logits, dim=1).permute(2, 0, 1)  # (T, B, K)
+            loss = ctc(logp, y, model.output_lengths(xlen), ylen)
+            optimizer.zero_grad()
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            state.batch += 1
+            state.step += 1
+            losses.append(float(loss))
+            audio_s = float(xlen.sum()) * fcfg.hop_seconds
+            bar.set_postfix(loss=f"{losses[-1]:.3f}",
+                            audio=f"{audio_s / (time.perf_counter() - t0):.0f}s/s")
+            bar.update()
+            if cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0:
+                checkpoint()
+        bar.close()
+        record = {"epoch": state.epoch + 1, "step": state.step,
+                  "train_loss": float(np.mean(losses)) if losses else None}
+        if dev_set is not None and len(dev_set):
+            ev = evaluate(model, list(dev_set), alphabet, fcfg, beam_width=None,
+                          progress=progress)
+            record["dev_cer"] = ev.scores()["greedy"]["cer"]
+            model.train()
+        state.history.append(record)
+        log(json.dumps(record))
+        state.epoch += 1
+        state.batch = 0
+        checkpoint()
+    return model.eval()
