@@ -87,7 +87,10 @@ def break_bad_characters(root):
 
 def break_too_short(root):
     sf.write(chapter(root) / "19-198-0002.flac", tone(0.05), 16000)
-    return "19-198-0002.flac", "audio too short for its transcript (0.05 s gives 3 output frames, CTC needs 3"
+    return (
+        "19-198-0002.flac",
+        "audio too short for its transcript (0.05 s gives 3 output frames, CTC needs 3",
+    )
 
 
 def break_too_short_repeats(root):
@@ -97,8 +100,15 @@ def break_too_short_repeats(root):
     return "19-198-0002.flac", "CTC needs 77 for 39 characters"
 
 
-CASES = [break_missing_line, break_no_audio, break_unreadable, break_truncated_wav,
-         break_empty_transcript, break_bad_characters, break_too_short_repeats]
+CASES = [
+    break_missing_line,
+    break_no_audio,
+    break_unreadable,
+    break_truncated_wav,
+    break_empty_transcript,
+    break_bad_characters,
+    break_too_short_repeats,
+]
 
 
 @pytest.mark.parametrize("breaker", CASES, ids=lambda f: f.__name__[6:])

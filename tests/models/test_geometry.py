@@ -3,13 +3,37 @@
 import pytest
 import torch
 
-from gradnap.models import ConvSpec, StackGeometry, Wav2Letter
+from gradnap.models import ConvSpec, Wav2Letter
 
 # METHOD.md table (paper preset)
-SUPPORT = {"input": 194, "conv1": 74, "conv2": 68, "conv3": 62, "conv4": 56, "conv5": 50,
-           "conv6": 44, "conv7": 38, "conv8": 32, "conv9": 1, "conv10": 1, "conv11": 1}
-RF = {"input": 1, "conv1": 48, "conv2": 60, "conv3": 72, "conv4": 84, "conv5": 96,
-      "conv6": 108, "conv7": 120, "conv8": 132, "conv9": 194, "conv10": 194, "conv11": 194}
+SUPPORT = {
+    "input": 194,
+    "conv1": 74,
+    "conv2": 68,
+    "conv3": 62,
+    "conv4": 56,
+    "conv5": 50,
+    "conv6": 44,
+    "conv7": 38,
+    "conv8": 32,
+    "conv9": 1,
+    "conv10": 1,
+    "conv11": 1,
+}
+RF = {
+    "input": 1,
+    "conv1": 48,
+    "conv2": 60,
+    "conv3": 72,
+    "conv4": 84,
+    "conv5": 96,
+    "conv6": 108,
+    "conv7": 120,
+    "conv8": 132,
+    "conv9": 194,
+    "conv10": 194,
+    "conv11": 194,
+}
 
 
 def test_paper_table():
@@ -35,8 +59,10 @@ def test_unknown_layer():
 def measured_support(model, x, t):
     """Frames of each layer where d logits[c, t] / d A_l is non-zero (autograd)."""
     acts = {}
-    hooks = [layer.register_forward_hook(lambda m, i, o, n=name: acts.__setitem__(n, o))
-             for name, layer in model.layers()]
+    hooks = [
+        layer.register_forward_hook(lambda m, i, o, n=name: acts.__setitem__(n, o))
+        for name, layer in model.layers()
+    ]
     x = x.clone().requires_grad_(True)
     try:
         y = model(x)
@@ -63,8 +89,13 @@ def test_support_matches_autograd(t_in, where):
     model = Wav2Letter.from_preset("tiny", channels=32, wide_channels=48).double()
     g = model.geometry
     t_out = g.lengths(t_in)[-1]
-    t = {"first": 0, "second": 1, "middle": t_out // 2, "second_last": t_out - 2,
-         "last": t_out - 1}[where]
+    t = {
+        "first": 0,
+        "second": 1,
+        "middle": t_out // 2,
+        "second_last": t_out - 2,
+        "last": t_out - 1,
+    }[where]
     measured = measured_support(model, torch.randn(1, 128, t_in, dtype=torch.float64), t)
     lengths = dict(zip(g.layer_names, g.lengths(t_in)))
     for name in g.layer_names[:-1]:

@@ -19,7 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _version(value: bool) -> None:
@@ -46,7 +46,9 @@ def fail(message: str) -> None:
 @app.command("model-info")
 def model_info(
     preset: Annotated[str, typer.Option(help="Model preset: paper, mid, small, tiny.")] = "paper",
-    model: Annotated[Path | None, typer.Option(help="Checkpoint file (instead of --preset).")] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="Checkpoint file (instead of --preset).")
+    ] = None,
 ) -> None:
     """Print parameters, layers (kernel, stride, channels) and receptive field of a model."""
     from gradnap.models import Wav2Letter
@@ -59,14 +61,27 @@ def model_info(
     g, cfg = net.geometry, net.config
     channels = [cfg.n_mels] + cfg.layer_channels()
     table = Table(title=f"Wav2Letter preset {cfg.preset!r}" + (f" from {model}" if model else ""))
-    for col in ("layer", "kernel", "stride", "channels", "parameters", "RF_l (input frames)",
-                "W_l (support, layer frames)"):
+    for col in (
+        "layer",
+        "kernel",
+        "stride",
+        "channels",
+        "parameters",
+        "RF_l (input frames)",
+        "W_l (support, layer frames)",
+    ):
         table.add_column(col, justify="right")
     for i, row in enumerate(g.table()):
-        params = (sum(p.numel() for p in getattr(net, row["layer"]).parameters()) if i else 0)
-        table.add_row(row["layer"], str(row["kernel"] or "-"), str(row["stride"] or "-"),
-                      str(channels[i]), f"{params:,}", str(row["receptive_field"]),
-                      str(row["support_width"]))
+        params = sum(p.numel() for p in getattr(net, row["layer"]).parameters()) if i else 0
+        table.add_row(
+            row["layer"],
+            str(row["kernel"] or "-"),
+            str(row["stride"] or "-"),
+            str(channels[i]),
+            f"{params:,}",
+            str(row["receptive_field"]),
+            str(row["support_width"]),
+        )
     console.print(table)
     console.print(f"parameters: {net.num_parameters():,} ({net.num_parameters() / 1e6:.2f} M)")
     console.print(f"receptive field: {g.receptive_field(len(g.layer_names) - 1)} input frames")
@@ -75,14 +90,17 @@ def model_info(
 
 @app.command()
 def train(
-    corpus: Annotated[Path, typer.Option(help="Training corpus folder (a train/ and dev/ "
-                                         "inside are used as such).")],
+    corpus: Annotated[
+        Path,
+        typer.Option(help="Training corpus folder (a train/ and dev/ inside are used as such)."),
+    ],
     out: Annotated[Path, typer.Option(help="Checkpoint file to write (and resume).")],
     preset: Annotated[str, typer.Option(help="Model preset: paper, mid, small, tiny.")] = "mid",
     epochs: Annotated[int, typer.Option(help="Epochs in total (also when resuming).")] = 10,
     resume: Annotated[bool, typer.Option(help="Continue the checkpoint at --out.")] = False,
-    dev: Annotated[Path | None, typer.Option(help="Dev corpus folder (default: train/dev "
-                                             "split of --corpus).")] = None,
+    dev: Annotated[
+        Path | None, typer.Option(help="Dev corpus folder (default: train/dev split of --corpus).")
+    ] = None,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 3e-4,
     batch_seconds: Annotated[float, typer.Option(help="Audio seconds per batch.")] = 60.0,
     dropout: Annotated[float, typer.Option(help="Dropout after conv1..conv10.")] = 0.0,
@@ -97,11 +115,20 @@ def train(
     from gradnap.train import train as run_train
 
     train_set, dev_set = _train_dev(corpus, dev, skip_bad)
-    console.print(f"train: {len(train_set)} utterances, {train_set.duration / 3600:.2f} h; "
-                  f"dev: {len(dev_set)} utterances")
-    cfg = TrainConfig(preset=preset, epochs=epochs, lr=lr, batch_seconds=batch_seconds,
-                      dropout=dropout, seed=seed, checkpoint_every=checkpoint_every,
-                      max_steps=max_steps)
+    console.print(
+        f"train: {len(train_set)} utterances, {train_set.duration / 3600:.2f} h; "
+        f"dev: {len(dev_set)} utterances"
+    )
+    cfg = TrainConfig(
+        preset=preset,
+        epochs=epochs,
+        lr=lr,
+        batch_seconds=batch_seconds,
+        dropout=dropout,
+        seed=seed,
+        checkpoint_every=checkpoint_every,
+        max_steps=max_steps,
+    )
     try:
         run_train(train_set, dev_set, out, cfg, resume=resume, log=console.print)
     except (CheckpointError, FileExistsError, KeyError) as exc:
@@ -127,8 +154,9 @@ def evaluate_cmd(
         fail(str(exc))
     data = _read(corpus, skip_bad, net.alphabet, net.feature_config)
     ev = evaluate(net, list(data), net.alphabet, net.feature_config, beam_width or None)
-    table = Table(title=f"{model} on {corpus} ({len(data)} utterances, "
-                        f"{data.duration / 60:.1f} min)")
+    table = Table(
+        title=f"{model} on {corpus} ({len(data)} utterances, {data.duration / 60:.1f} min)"
+    )
     for col in ("decoder", "speaker", "CER %", "WER %"):
         table.add_column(col, justify="right")
     for decoder, s in ev.scores().items():
@@ -144,8 +172,9 @@ def evaluate_cmd(
 def synth(
     out: Annotated[Path, typer.Option(help="Corpus folder to write (LibriSpeech layout).")],
     sentences: Annotated[int, typer.Option(help="How many sentences (at most 40).")] = 40,
-    voices: Annotated[str, typer.Option(help="Comma-separated espeak-ng voices.")] =
-        "en-us,en-us+f3,en-gb,en-us+m5",
+    voices: Annotated[
+        str, typer.Option(help="Comma-separated espeak-ng voices.")
+    ] = "en-us,en-us+f3,en-gb,en-us+m5",
 ) -> None:
     """Speak a small corpus with espeak-ng (offline); a rerun completes a partial one."""
     from gradnap.data.espeak import SynthesisError, espeak_corpus, harvard_sentences

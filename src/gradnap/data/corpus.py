@@ -234,4 +234,3 @@ def _check(uid, audio, text, where, alphabet, output_stride, fcfg, verify_audio)
         )
     speaker = uid.split("-")[0] if "-" in uid else audio.parent.name
     return Utterance(uid, audio, norm, speaker, frames, sr)
-

@@ -37,8 +37,9 @@ class Evaluation:
         for decoder, hyps in self.hypotheses.items():
             if not by_speaker:
                 ids = list(self.references)
-                out[decoder] = error_rates([self.references[i] for i in ids],
-                                           [hyps[i] for i in ids])
+                out[decoder] = error_rates(
+                    [self.references[i] for i in ids], [hyps[i] for i in ids]
+                )
                 continue
             groups = defaultdict(list)
             for uid, spk in self.speakers.items():

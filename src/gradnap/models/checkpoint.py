@@ -105,8 +105,9 @@ def model_from_checkpoint(payload: dict, path: str | Path = "<checkpoint>") -> W
     """Build the model of a checkpoint dictionary and load its weights (float32)."""
     try:
         model = Wav2Letter(Wav2LetterConfig(**payload["model_config"]))
-        state = {k: v.float() if v.is_floating_point() else v
-                 for k, v in payload["state_dict"].items()}
+        state = {
+            k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()
+        }
         model.load_state_dict(state)
     except (TypeError, KeyError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: weights do not fit the stored model: {exc}") from None

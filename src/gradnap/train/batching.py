@@ -46,8 +46,9 @@ class FeatureCache:
 
     def frames(self, i: int) -> int:
         u = self.utterances[i]
-        return self.config.n_frames(int(round(u.num_samples * self.config.sample_rate
-                                              / u.sample_rate)))
+        return self.config.n_frames(
+            int(round(u.num_samples * self.config.sample_rate / u.sample_rate))
+        )
 
     def __getitem__(self, i: int) -> torch.Tensor:
         if i in self._store:

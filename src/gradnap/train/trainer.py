@@ -7,7 +7,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -48,6 +47,8 @@ class TrainState:
     epoch: int = 0
     batch: int = 0
     step: int = 0
+    loss_sum: float = 0.0
+    loss_count: int = 0
     history: list[dict] = field(default_factory=list)
 
 
@@ -75,8 +76,9 @@ def train(
         if "train_state" not in payload:
             raise CheckpointError(f"{out}: has no training state to resume from")
         ts = payload["train_state"]
-        cfg = TrainConfig(**{**asdict(cfg), **ts["config"], "epochs": cfg.epochs,
-                             "max_steps": cfg.max_steps})
+        cfg = TrainConfig(
+            **{**asdict(cfg), **ts["config"], "epochs": cfg.epochs, "max_steps": cfg.max_steps}
+        )
         model = model_from_checkpoint(payload, out)
         alphabet, fcfg = model.alphabet, model.feature_config
         state = TrainState(**ts["state"])
@@ -86,8 +88,11 @@ def train(
         torch.manual_seed(cfg.seed)
         alphabet = alphabet or Alphabet()
         fcfg = feature_config or FeatureConfig()
-        model = Wav2Letter(Wav2LetterConfig.from_preset(
-            cfg.preset, n_mels=fcfg.n_mels, n_classes=len(alphabet), dropout=cfg.dropout))
+        model = Wav2Letter(
+            Wav2LetterConfig.from_preset(
+                cfg.preset, n_mels=fcfg.n_mels, n_classes=len(alphabet), dropout=cfg.dropout
+            )
+        )
         state = TrainState()
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     if resume:
@@ -95,8 +100,12 @@ def train(
         torch.set_rng_state(ts["torch_rng"])
 
     def checkpoint() -> None:
-        train_state = {"config": asdict(cfg), "state": asdict(state),
-                       "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()}
+        train_state = {
+            "config": asdict(cfg),
+            "state": asdict(state),
+            "optimizer": optimizer.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+        }
         save_checkpoint(out, model, alphabet, fcfg, train_state=train_state)
 
     data = FeatureCache(list(train_set), fcfg)
@@ -106,9 +115,14 @@ def train(
     model.train()
     while state.epoch < cfg.epochs:
         plan = length_batches(lengths, max_frames, cfg.seed, state.epoch, cfg.max_batch)
-        bar = tqdm(total=len(plan), initial=state.batch, desc=f"epoch {state.epoch + 1}",
-                   unit="batch", disable=not progress, dynamic_ncols=True)
-        losses = []
+        bar = tqdm(
+            total=len(plan),
+            initial=state.batch,
+            desc=f"epoch {state.epoch + 1}",
+            unit="batch",
+            disable=not progress,
+            dynamic_ncols=True,
+        )
         while state.batch < len(plan):
             if cfg.max_steps is not None and state.step >= cfg.max_steps:
                 bar.close()
@@ -117,8 +131,9 @@ def train(
                 return model.eval()
             t0 = time.perf_counter()
             idx = plan[state.batch]
-            x, xlen, y, ylen = collate([data[i] for i in idx],
-                                       [train_set[i].text for i in idx], alphabet)
+            x, xlen, y, ylen = collate(
+                [data[i] for i in idx], [train_set[i].text for i in idx], alphabet
+            )
             logits = model(x)
             logp = torch.log_softmax(logits, dim=1).permute(2, 0, 1)  # (T, B, K)
             loss = ctc(logp, y, model.output_lengths(xlen), ylen)
@@ -129,24 +144,28 @@ def train(
             optimizer.step()
             state.batch += 1
             state.step += 1
-            losses.append(float(loss))
+            state.loss_sum += loss.item()
+            state.loss_count += 1
             audio_s = float(xlen.sum()) * fcfg.hop_seconds
-            bar.set_postfix(loss=f"{losses[-1]:.3f}",
-                            audio=f"{audio_s / (time.perf_counter() - t0):.0f}s/s")
+            bar.set_postfix(
+                loss=f"{loss.item():.3f}", audio=f"{audio_s / (time.perf_counter() - t0):.0f}s/s"
+            )
             bar.update()
             if cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0:
                 checkpoint()
         bar.close()
-        record = {"epoch": state.epoch + 1, "step": state.step,
-                  "train_loss": float(np.mean(losses)) if losses else None}
+        record = {
+            "epoch": state.epoch + 1,
+            "step": state.step,
+            "train_loss": state.loss_sum / max(state.loss_count, 1),
+        }
         if dev_set is not None and len(dev_set):
-            ev = evaluate(model, list(dev_set), alphabet, fcfg, beam_width=None,
-                          progress=progress)
+            ev = evaluate(model, list(dev_set), alphabet, fcfg, beam_width=None, progress=progress)
             record["dev_cer"] = ev.scores()["greedy"]["cer"]
             model.train()
         state.history.append(record)
         log(json.dumps(record))
         state.epoch += 1
-        state.batch = 0
+        state.batch, state.loss_sum, state.loss_count = 0, 0.0, 0
         checkpoint()
     return model.eval()
