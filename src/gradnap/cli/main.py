@@ -170,21 +170,51 @@ def evaluate_cmd(
 
 @app.command()
 def synth(
-    out: Annotated[Path, typer.Option(help="Corpus folder to write (LibriSpeech layout).")],
-    sentences: Annotated[int, typer.Option(help="How many sentences (at most 40).")] = 40,
+    out: Annotated[Path | None, typer.Option(help="Corpus folder to write.")] = None,
     voices: Annotated[
-        str, typer.Option(help="Comma-separated espeak-ng voices.")
-    ] = "en-us,en-us+f3,en-gb,en-us+m5",
+        str | None, typer.Option(help="Comma-separated voice names (default: all available).")
+    ] = None,
+    list_voices: Annotated[
+        bool, typer.Option("--list-voices", help="List the voices, and why any is unavailable.")
+    ] = False,
+    sentences: Annotated[int | None, typer.Option(help="Use only this many sentences.")] = None,
+    held_out: Annotated[str, typer.Option(help="Voice kept out of train and dev.")] = "flite-rms",
+    seed: Annotated[int, typer.Option(help="Random seed (sentence split, voices, speed).")] = 0,
+    jobs: Annotated[int, typer.Option(help="Parallel worker processes.")] = 1,
 ) -> None:
-    """Speak a small corpus with espeak-ng (offline); a rerun completes a partial one."""
-    from gradnap.data.espeak import SynthesisError, espeak_corpus, harvard_sentences
+    """Synthesize a multi-speaker corpus with exact phone timings (TextGrids), offline.
 
-    chosen = harvard_sentences()[:sentences]
+    Splits train/dev/test by sentence and keeps one person (--held-out) for
+    test-unseen-voice only. A rerun with the same options completes an interrupted run.
+    """
+    from gradnap.corpus.engines import EngineError
+    from gradnap.corpus.synth import synthesize_corpus
+    from gradnap.corpus.voices import VOICES
+
+    if out is None or list_voices:
+        table = Table(title="voices")
+        for col in ("voice", "engine", "person", "status"):
+            table.add_column(col)
+        for v in VOICES:
+            table.add_row(
+                v.name, f"{v.engine} {v.engine_voice}", v.person, v.unavailable() or "available"
+            )
+        console.print(table)
+        if out is None and not list_voices:
+            fail("give --out DIR to synthesize (the table lists the voices)")
+        return
+    chosen = [v.strip() for v in voices.split(",") if v.strip()] if voices else None
     try:
-        espeak_corpus(out, chosen, tuple(v.strip() for v in voices.split(",") if v.strip()))
-    except SynthesisError as exc:
-        fail(str(exc))
-    console.print(f"corpus: {out} ({len(chosen)} sentences x {len(voices.split(','))} voices)")
+        manifest = synthesize_corpus(out, chosen, held_out, sentences, seed, jobs)
+    except (EngineError, KeyError, ValueError) as exc:
+        fail(str(exc).strip("'\""))
+    for split, c in manifest["splits"].items():
+        console.print(f"{split}: {c['utterances']} utterances, {c['hours']:.2f} h")
+    if manifest["failed"]:
+        err.print(f"[yellow]{len(manifest['failed'])} utterance(s) failed:[/]")
+        for f in manifest["failed"]:
+            err.print(f"  {f['uid']}: {f['error']}", highlight=False)
+    console.print(f"corpus: {out} (manifest {out / 'corpus.json'})")
 
 
 def _read(path, skip_bad, alphabet=None, feature_config=None):
