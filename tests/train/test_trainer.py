@@ -63,8 +63,25 @@ def test_same_seed_same_weights_other_seed_not(small_corpus, tmp_path):
 
 def test_resume_gives_the_uninterrupted_weights(small_corpus, tmp_path):
     corpus = read_corpus(small_corpus)
-    full = weights(run(corpus, tmp_path / "full.pt", epochs=3, dropout=0.2))
-    run(corpus, tmp_path / "cut.pt", epochs=3, dropout=0.2, max_steps=3)  # stops mid-epoch
+    full = weights(
+        run(
+            corpus,
+            tmp_path / "full.pt",
+            epochs=3,
+            dropout=0.2,
+            spec_augment=True,
+            lr_schedule="cosine",
+        )
+    )
+    run(
+        corpus,
+        tmp_path / "cut.pt",
+        epochs=3,
+        dropout=0.2,
+        spec_augment=True,
+        lr_schedule="cosine",
+        max_steps=3,
+    )
     assert read_checkpoint(tmp_path / "cut.pt")["train_state"]["state"]["step"] == 3
     resumed = train(
         *corpus.split(0.3),

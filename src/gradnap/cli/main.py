@@ -107,6 +107,8 @@ def train(
     seed: Annotated[int, typer.Option(help="Random seed (weights, batch order).")] = 0,
     checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 200,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
+    spec_augment: Annotated[bool, typer.Option(help="SpecAugment time/frequency masking.")] = False,
+    lr_schedule: Annotated[str, typer.Option(help="constant, or cosine decay to 0.")] = "constant",
     skip_bad: Annotated[bool, typer.Option(help="Leave out bad utterances (listed).")] = False,
 ) -> None:
     """Train a Wav2Letter with CTC on a corpus; checkpoints are written atomically."""

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from gradnap._version import __version__
 from gradnap.corpus import sentences as sentence_sources
 from gradnap.corpus.engines import EngineError, Job, espeak, festival, flite
+from gradnap.corpus.phones import PhoneMapError
 from gradnap.corpus.textgrid import Alignment, write_textgrid
 from gradnap.corpus.voices import HELD_OUT, Voice, available_voices, get_voice
 
@@ -91,12 +92,12 @@ def _run_chunk(out_dir: str, voice: Voice, jobs: list[Job]) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         try:
             spoken = engine.synthesize(voice.engine_voice, jobs, Path(tmp))
-        except EngineError:
+        except (EngineError, PhoneMapError):
             spoken = []
             for j in jobs:  # retry one by one to isolate the failure
                 try:
                     spoken += engine.synthesize(voice.engine_voice, [j], Path(tmp))
-                except EngineError as exc:
+                except (EngineError, PhoneMapError) as exc:
                     errors.append({"uid": j.uid, "error": str(exc)})
     texts = {j.uid: j for j in jobs}
     for s in spoken:

@@ -52,14 +52,16 @@ def write_textgrid(path: str | Path, alignment: Alignment) -> Path:
     """Write ``alignment`` as a long-format TextGrid, atomically."""
     path = Path(path)
     tg = textgrid.Textgrid()
+    duration = round(alignment.duration, 6)
     for name, tier in (("words", alignment.words), ("phones", alignment.phones)):
         entries, last = [], 0.0
         for label, s, e in sorted(tier, key=lambda iv: iv[1]):
-            s, e = round(max(s, last), 6), round(e, 6)  # microsecond grid, no overlaps
+            # a microsecond grid, no overlaps, nothing past the end
+            s, e = round(max(s, last), 6), min(round(e, 6), duration)
             if e > s:
                 entries.append((s, e, label))
                 last = e
-        tg.addTier(textgrid.IntervalTier(name, entries, 0.0, alignment.duration))
+        tg.addTier(textgrid.IntervalTier(name, entries, 0.0, duration))
     tmp = path.with_name(f".{path.name}.part")
     tg.save(str(tmp), format="long_textgrid", includeBlankSpaces=True)
     os.replace(tmp, path)

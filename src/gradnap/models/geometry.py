@@ -21,15 +21,21 @@ class ConvSpec:
     kernel: int
     stride: int = 1
     dilation: int = 1
+    padding: str | int = "same"  # "same" (METHOD.md rule) or symmetric zero padding
 
     @property
     def span(self) -> int:
         return self.dilation * (self.kernel - 1) + 1
 
     def out_length(self, t_in: int) -> int:
-        return math.ceil(t_in / self.stride)
+        if self.padding == "same":
+            return math.ceil(t_in / self.stride)
+        return (t_in + 2 * int(self.padding) - self.span) // self.stride + 1
 
     def same_padding(self, t_in: int) -> tuple[int, int]:
+        """``(left, right)`` zero padding for an input of ``t_in`` frames."""
+        if self.padding != "same":
+            return int(self.padding), int(self.padding)
         total = max((self.out_length(t_in) - 1) * self.stride + self.span - t_in, 0)
         return total // 2, total - total // 2
 

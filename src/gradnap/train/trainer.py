@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from gradnap.models.checkpoint import (
     save_checkpoint,
 )
 from gradnap.models.wav2letter import Wav2Letter, Wav2LetterConfig
+from gradnap.train.augment import SpecAugment
 from gradnap.train.batching import FeatureCache, collate, length_batches
 
 
@@ -38,6 +40,8 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 200
     max_steps: int | None = None
+    spec_augment: bool = False
+    lr_schedule: str = "constant"  # or "cosine": decays to 0 over all epochs
 
 
 @dataclass
@@ -130,10 +134,14 @@ def train(
                 log(f"stopped after {state.step} steps (max_steps); resume with --resume")
                 return model.eval()
             t0 = time.perf_counter()
+            for group in optimizer.param_groups:
+                group["lr"] = _learning_rate(cfg, state.step, cfg.epochs * len(plan))
             idx = plan[state.batch]
             x, xlen, y, ylen = collate(
                 [data[i] for i in idx], [train_set[i].text for i in idx], alphabet
             )
+            if cfg.spec_augment:
+                x = SpecAugment()(x, xlen)
             logits = model(x)
             logp = torch.log_softmax(logits, dim=1).permute(2, 0, 1)  # (T, B, K)
             loss = ctc(logp, y, model.output_lengths(xlen), ylen)
@@ -169,3 +177,11 @@ def train(
         state.batch, state.loss_sum, state.loss_count = 0, 0.0, 0
         checkpoint()
     return model.eval()
+
+
+def _learning_rate(cfg: TrainConfig, step: int, total_steps: int) -> float:
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    if cfg.lr_schedule == "cosine":
+        return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(step / max(total_steps, 1), 1.0)))
+    raise ValueError(f"unknown lr_schedule {cfg.lr_schedule!r}: use 'constant' or 'cosine'")

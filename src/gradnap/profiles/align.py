@@ -1,0 +1,66 @@
+"""Alignment ("time-locking", METHOD.md Figure 1A) and the aligned crops of one layer.
+
+- GradNAP, layer l: ``tau = argmax_tau sum_c |A_l[c, tau] * G_l[c, tau]|``;
+  input: ``tau = argmax_tau sum_f |G_0[f, tau]|`` (zeros of a z-normalized spectrogram are
+  not silence). Ties go to the earliest frame.
+- NAvAI: aligned on the gradient alone, ``argmax_tau sum_c |G_l|`` **[choice]** for hidden
+  layers (the same as GradNAP's for the input).
+- NAP: the GradNAP-aligned activation crop sorted along time, descending **[choice]** of
+  window; sorting removes time, so its last axis is a rank.
+
+A crop of width ``W`` runs from offset ``-(W // 2)`` to ``W - W // 2 - 1`` around ``tau``,
+zero outside the utterance (and, for gradients, outside the support window, where the
+gradient is exactly zero).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from gradnap.profiles.sensitivity import Window, gather_window
+
+
+@dataclass
+class Crops:
+    """Aligned crops of one layer for E events, each (E, C, width)."""
+
+    activation: torch.Tensor  # A (or X) aligned for GradNAP
+    gradient: torch.Tensor  # G aligned with it
+    navai: torch.Tensor  # A aligned on the gradient alone
+    nap: torch.Tensor  # activation sorted along time, descending
+    tau: torch.Tensor  # (E,) alignment frame of the layer (GradNAP)
+
+
+def offsets(width: int) -> torch.Tensor:
+    """Offsets of a crop of ``width`` frames: ``-(width // 2) .. width - width // 2 - 1``."""
+    return torch.arange(-(width // 2), width - width // 2)
+
+
+def _gather_own(values: torch.Tensor, rel: torch.Tensor, width: int) -> torch.Tensor:
+    """Each event's own window ``values[e]`` at ``rel[e] + 0..width-1``, zero outside."""
+    idx = rel[:, None] + torch.arange(width, device=values.device)
+    valid = (idx >= 0) & (idx < values.shape[-1])
+    picked = torch.gather(
+        values, 2, idx.clamp(0, values.shape[-1] - 1)[:, None, :].expand(-1, values.shape[1], -1)
+    )
+    return picked * valid[:, None, :].to(values.dtype)
+
+
+def align(full: torch.Tensor, grad: Window, width: int, is_input: bool) -> Crops:
+    """Align and crop one layer: ``full`` is its (C, T_l) activation (or X), ``grad`` the
+    events' gradient windows."""
+    a_win = gather_window(full, grad.start, grad.values.shape[-1])
+    g_abs = grad.values.abs().sum(1)
+    score = g_abs if is_input else (a_win * grad.values).abs().sum(1)
+    tau = grad.start + score.argmax(1)
+    first = tau - width // 2
+    activation = gather_window(full, first, width)
+    gradient = _gather_own(grad.values, first - grad.start, width)
+    if is_input:
+        navai = activation
+    else:
+        navai = gather_window(full, grad.start + g_abs.argmax(1) - width // 2, width)
+    nap = activation.sort(dim=-1, descending=True).values
+    return Crops(activation, gradient, navai, nap, tau)

@@ -1,0 +1,118 @@
+"""Profiles as a labeled ``xarray.DataTree``: one node per layer, saved as NetCDF.
+
+Each layer node holds ``gradnap``, ``mean_activation``, ``mean_gradient``, ``mask`` and
+``navai`` over (group, neuron, offset), ``nap`` over (group, neuron, rank),
+``mean_activation_all`` over (neuron, offset) and ``count`` over (group). The root holds
+the shared ``group`` coordinate (``grapheme:a``, ``phoneme:AE``, ...), the phoneme coverage
+table, and the run's configuration as a JSON string attribute ``config``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from gradnap.profiles import method
+from gradnap.profiles.accumulate import ProfileAccumulator
+from gradnap.profiles.align import offsets
+
+
+def build_tree(
+    acc: ProfileAccumulator,
+    layer_info: dict[str, dict],
+    config: dict,
+    coverage: dict[str, list[int]] | None = None,
+) -> xr.DataTree:
+    """Turn accumulated sums into profiles. ``layer_info[layer]`` gives ``frame_ms`` (ms
+    per frame of the layer) and optionally ``frequency`` (Hz per neuron, for the input)
+    and ``neurons`` (the kept neuron indices)."""
+    groups = list(acc.groups_)
+    counts = acc.counts_.numpy()
+    root = xr.Dataset(coords={"group": groups})
+    root["count"] = ("group", counts, {"long_name": "events per group"})
+    root["n_events"] = ((), acc.n_events_, {"long_name": "events in the run"})
+    if coverage:
+        phones = sorted(coverage)
+        root["segments_with_events"] = ("phone", [coverage[p][0] for p in phones])
+        root["segments_without_events"] = ("phone", [coverage[p][1] for p in phones])
+        root = root.assign_coords(phone=phones)
+    root.attrs["config"] = json.dumps(config, default=str)
+    root.attrs["title"] = "GradNAP profiles (gradnap)"
+    children = {}
+    for layer, info in layer_info.items():
+        m = {k: v.detach().cpu() for k, v in acc.means(layer).items()}
+        n_neurons, width = m["activation"].shape[1:]
+        off = offsets(width).numpy()
+        neuron = np.asarray(info.get("neurons", np.arange(n_neurons)))
+        coords = {
+            "neuron": neuron,
+            "offset": off,
+            "rank": np.arange(width),
+            "offset_ms": ("offset", off * info["frame_ms"], {"units": "ms"}),
+        }
+        if "frequency" in info:
+            coords["frequency"] = (
+                "neuron",
+                np.asarray(info["frequency"])[neuron],
+                {"units": "Hz", "long_name": "mel bin centre frequency"},
+            )
+        gnd = ("group", "neuron", "offset")
+        ds = xr.Dataset(
+            {
+                "gradnap": (
+                    gnd,
+                    method.gradnap(m["activation"], m["activation_all"], m["gradient"]).numpy(),
+                ),
+                "mean_activation": (gnd, m["activation"].numpy()),
+                "mean_gradient": (gnd, m["gradient"].numpy()),
+                "mask": (gnd, method.mask(m["gradient"]).numpy()),
+                "navai": (gnd, method.navai(m["navai"], m["navai_all"]).numpy()),
+                "nap": (("group", "neuron", "rank"), method.nap(m["nap"], m["nap_all"]).numpy()),
+                "mean_activation_all": (("neuron", "offset"), m["activation_all"].numpy()),
+                "count": ("group", counts),
+            },
+            coords=coords,
+        )
+        ds["offset"].attrs.update(units="frames", long_name="frames from the alignment point")
+        ds["rank"].attrs["long_name"] = "rank after sorting along time (descending)"
+        ds.attrs["frame_ms"] = info["frame_ms"]
+        children[layer] = ds
+    return xr.DataTree.from_dict({"/": root, **{f"/{k}": v for k, v in children.items()}})
+
+
+def save_profiles(tree: xr.DataTree, path: str | Path) -> Path:
+    """Write NetCDF (h5netcdf) under a temporary name, then rename into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.part")
+    try:
+        tree.to_netcdf(tmp, engine="h5netcdf")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def load_profiles(path: str | Path) -> xr.DataTree:
+    """Read a result written by :func:`save_profiles` (fully loaded, file closed)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such profile result")
+    with xr.open_datatree(path, engine="h5netcdf") as tree:
+        return tree.load()
+
+
+def config_of(tree: xr.DataTree) -> dict:
+    """The run's configuration stored in the result."""
+    return json.loads(tree.attrs["config"])
+
+
+def to_table(tree: xr.DataTree, layer: str, variable: str = "gradnap") -> pd.DataFrame:
+    """One profile variable of a layer as a tidy table (one row per group, neuron, offset)."""
+    da = tree[layer].to_dataset()[variable]
+    return da.to_dataframe(name=variable).reset_index()

@@ -1,0 +1,283 @@
+"""Profiling a model over utterances: :class:`Profiler` (streaming) and :func:`profiles`."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+import xarray as xr
+from tqdm.auto import tqdm
+
+from gradnap._version import __version__
+from gradnap.audio.features import features
+from gradnap.profiles import sensitivity
+from gradnap.profiles.accumulate import ProfileAccumulator
+from gradnap.profiles.align import align
+from gradnap.profiles.events import ctc_forced_alignment, frame_labels
+from gradnap.profiles.result import build_tree
+from gradnap.profiles.spec import ModelSpec
+
+GROUPINGS = ("grapheme", "phoneme", "word", "speaker", "target", "correct")
+NEEDS_ALIGNMENT = ("phoneme", "word")
+METHODS = ("auto", "fast", "generic", "reference")
+
+
+def _label(symbol: str) -> str:
+    return {" ": "<space>"}.get(symbol, symbol)
+
+
+class Profiler:
+    """Streaming GradNAP profiles: ``update`` one utterance at a time, ``merge``, ``result``.
+
+    Parameters (stored only): ``spec`` (:class:`ModelSpec`), ``layers`` (names, default all),
+    ``group_by`` (any of grapheme, phoneme, word, speaker, target, correct), ``method``
+    (auto, fast, generic, reference), ``crop_width`` ("support": W_l, the default
+    **[choice]**; "receptive_field": the network's receptive field in layer frames; an int;
+    or a dict per layer), ``device``, ``batch_events``, ``include_blank``, ``neurons``
+    (optional dict layer -> neuron indices to keep).
+    """
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        layers=None,
+        group_by=("grapheme",),
+        method="auto",
+        crop_width="support",
+        device="cpu",
+        batch_events=128,
+        include_blank=False,
+        neurons=None,
+    ):
+        self.spec = spec
+        self.layers = spec.check_layers(layers)
+        unknown = [g for g in group_by if g not in GROUPINGS]
+        if unknown:
+            raise ValueError(f"unknown grouping(s) {unknown}; groupings are {GROUPINGS}")
+        self.group_by = tuple(group_by)
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; methods are {METHODS}")
+        self.method = method
+        self.crop_width = crop_width
+        self.device = torch.device(device)
+        self.batch_events = batch_events
+        self.include_blank = include_blank
+        self.neurons = neurons or {}
+        self.path_ = (
+            ("fast" if spec.stack is not None else "generic") if method == "auto" else method
+        )
+        if self.path_ == "fast" and spec.stack is None:
+            raise ValueError("method 'fast' needs a stack of Conv1d layers (ModelSpec.stack)")
+        self.widths_ = {name: self._width(name) for name in self.layers}
+        self.acc_ = ProfileAccumulator({}, self.neurons)
+        self.coverage_: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        self.utterances_ = 0
+        self.spec.model.to(self.device).eval()
+
+    def _width(self, layer: str) -> int:
+        w = (
+            self.crop_width.get(layer, "support")
+            if isinstance(self.crop_width, dict)
+            else self.crop_width
+        )
+        if isinstance(w, int):
+            return w
+        g = self.spec.geometry
+        if g is None:
+            raise ValueError("without a model geometry, give crop_width as an int per layer")
+        if w == "support":
+            return g.support_width(layer)
+        if w == "receptive_field":
+            top = len(g.layer_names) - 1
+            return -(-g.receptive_field(top) // g.stride(layer))
+        raise ValueError(f"crop_width must be 'support', 'receptive_field' or an int, not {w!r}")
+
+    def update(
+        self,
+        x: torch.Tensor,
+        speaker: str | None = None,
+        alignment=None,
+        transcript: str | None = None,
+    ) -> int:
+        """Profile one utterance's features ``(F, T)``; returns its number of events."""
+        spec = self.spec
+        x = x.to(self.device, torch.float32)
+        x = x[None] if x.dim() == 2 else x
+        with torch.no_grad():
+            if self.path_ == "fast":
+                record = spec.stack.forward_record(x)
+                full = dict(zip(spec.layer_names, record[0]))
+            else:
+                record = None
+                logits, acts = spec.forward_with_activations(x)
+                full = {"input": x[0], **{n: a[0] for n, a in acts.items()}}
+        logits = full[spec.layer_names[-1]]
+        pred = logits.argmax(0)
+        n_out = logits.shape[1]
+        per_frame = self._frame_groups(pred, logits, n_out, speaker, alignment, transcript)
+        keep = torch.ones_like(pred, dtype=torch.bool) if self.include_blank else pred != spec.blank
+        events = torch.nonzero(keep).flatten()
+        if alignment is not None and "phoneme" in self.group_by:
+            self._count_coverage(alignment, set(events.tolist()), n_out)
+        compute = {
+            "fast": sensitivity.fast,
+            "generic": sensitivity.generic,
+            "reference": sensitivity.reference,
+        }[self.path_]
+        for chunk in torch.split(events, self.batch_events):
+            c = pred[chunk]
+            kwargs = {"record": record} if self.path_ == "fast" else {}
+            windows = compute(spec, x, chunk, c, self.layers, **kwargs)
+            crops = {
+                name: align(full[name], windows[name], self.widths_[name], name == "input")
+                for name in self.layers
+            }
+            self.acc_.update(crops, [per_frame[t] for t in chunk.tolist()])
+        self.utterances_ += 1
+        return len(events)
+
+    def _frame_groups(self, pred, logits, n_out, speaker, alignment, transcript):
+        spec = self.spec
+        frame_s = spec.hop_seconds * spec.output_stride if spec.geometry else None
+        columns = []
+        if "grapheme" in self.group_by:
+            columns.append([f"grapheme:{_label(spec.labels[k])}" for k in pred.tolist()])
+        for grouping, tier in (("phoneme", "phones"), ("word", "words")):
+            if grouping in self.group_by:
+                if alignment is None:
+                    raise ValueError(f"grouping {grouping!r} needs an alignment (TextGrid)")
+                labels = frame_labels(getattr(alignment, tier), frame_s, n_out)
+                columns.append([f"{grouping}:{lab}" if lab else None for lab in labels])
+        if "speaker" in self.group_by:
+            if speaker is None:
+                raise ValueError("grouping 'speaker' needs the utterance's speaker")
+            columns.append([f"speaker:{speaker}"] * n_out)
+        if "target" in self.group_by or "correct" in self.group_by:
+            if transcript is None:
+                raise ValueError("groupings 'target' and 'correct' need the transcript")
+            index = {s: i for i, s in enumerate(spec.labels)}
+            ids = [index[ch] for ch in transcript]
+            path = ctc_forced_alignment(
+                torch.log_softmax(logits.T.float(), dim=-1), ids, spec.blank
+            )
+            if "target" in self.group_by:
+                columns.append([f"target:{_label(spec.labels[k])}" for k in path])
+            if "correct" in self.group_by:
+                columns.append(
+                    [f"correct:{'yes' if p == k else 'no'}" for p, k in zip(pred.tolist(), path)]
+                )
+        return [[col[t] for col in columns if col[t] is not None] for t in range(n_out)]
+
+    def _count_coverage(self, alignment, event_frames: set[int], n_out: int) -> None:
+        from gradnap.profiles.events import span_frames
+
+        frame_s = self.spec.hop_seconds * self.spec.output_stride
+        for label, start, end in alignment.phones:
+            hit = any(t in event_frames for t in span_frames(start, end, frame_s, n_out))
+            self.coverage_[label][0 if hit else 1] += 1
+
+    def merge(self, other: Profiler) -> Profiler:
+        self.acc_.merge(other.acc_)
+        for k, (a, b) in other.coverage_.items():
+            self.coverage_[k][0] += a
+            self.coverage_[k][1] += b
+        self.utterances_ += other.utterances_
+        return self
+
+    def config(self) -> dict:
+        return {
+            "gradnap_version": __version__,
+            "torch_version": torch.__version__,
+            "model": self.spec.description,
+            "layers": self.layers,
+            "group_by": self.group_by,
+            "method": self.path_,
+            "crop_width": self.widths_,
+            "include_blank": self.include_blank,
+            "alignment": "GradNAP: argmax sum_c |A*G| (input: sum_f |G|);"
+            " NAvAI: argmax sum_c |G|; NAP: GradNAP crop sorted descending",
+            "mask": "|mean_G| / max over the whole window",
+            "sensitivity_from": "logit",
+            "blank_events": self.include_blank,
+            "utterances": self.utterances_,
+            "events": self.acc_.n_events_,
+            "features": self.spec.feature_config.to_dict() if self.spec.feature_config else None,
+        }
+
+    def result(self, extra_config: dict | None = None) -> xr.DataTree:
+        """The profiles so far, as a DataTree (see :mod:`gradnap.profiles.result`)."""
+        spec = self.spec
+        info = {}
+        for name in self.layers:
+            stride = spec.geometry.stride(name) if spec.geometry else 1
+            info[name] = {"frame_ms": 1000 * spec.hop_seconds * stride}
+            if name in self.neurons:
+                info[name]["neurons"] = list(self.neurons[name])
+            if name == "input" and spec.feature_config is not None:
+                info[name]["frequency"] = spec.feature_config.mel_frequencies()
+        return build_tree(
+            self.acc_, info, {**self.config(), **(extra_config or {})}, dict(self.coverage_)
+        )
+
+
+def as_spec(model) -> ModelSpec:
+    if isinstance(model, ModelSpec):
+        return model
+    if hasattr(model, "geometry") and hasattr(model, "layers"):
+        return ModelSpec.from_wav2letter(model)
+    raise TypeError("pass a Wav2Letter model or a gradnap.ModelSpec describing your model")
+
+
+def profiles(
+    model,
+    data,
+    layers=None,
+    group_by=("grapheme",),
+    device="cpu",
+    alignments: str | Path | None = None,
+    method="auto",
+    crop_width="support",
+    limit: int | None = None,
+    batch_events: int = 128,
+    include_blank=False,
+    neurons=None,
+    progress: bool = True,
+) -> xr.DataTree:
+    """GradNAP, NAvAI and NAP profiles of ``model`` over a corpus.
+
+    ``data`` is a corpus folder, a :class:`gradnap.Corpus` or a list of utterances.
+    Groupings ``phoneme`` and ``word`` read a TextGrid per utterance (beside the audio or
+    under ``alignments``). Returns the result DataTree (see :func:`gradnap.load_profiles`).
+
+    >>> tree = gradnap.profiles(model, "corpus/", group_by=["grapheme"])  # doctest: +SKIP
+    """
+    from gradnap.corpus.textgrid import find_alignment
+    from gradnap.data.corpus import Corpus, read_corpus
+
+    spec = as_spec(model)
+    profiler = Profiler(
+        spec, layers, group_by, method, crop_width, device, batch_events, include_blank, neurons
+    )
+    root = None
+    if isinstance(data, (str, Path)):
+        data = read_corpus(data)
+    if isinstance(data, Corpus):
+        root = data.root
+    utterances = list(data)[:limit] if limit else list(data)
+    need_alignment = any(g in NEEDS_ALIGNMENT for g in group_by)
+    bar = tqdm(utterances, desc="profiling", unit="utt", disable=not progress)
+    t0, n_events = time.perf_counter(), 0
+    for utt in bar:
+        alignment = find_alignment(utt, alignments, root) if need_alignment else None
+        wav, sr = utt.load()
+        x = features(wav, sr, spec.feature_config)
+        n_events += profiler.update(x, utt.speaker, alignment, utt.text)
+        bar.set_postfix(events=n_events, rate=f"{n_events / (time.perf_counter() - t0):.0f}/s")
+    extra = {
+        "corpus": str(root) if root else None,
+        "utterances_ids_first": [u.id for u in utterances[:5]],
+        "audio_seconds": sum(u.duration for u in utterances),
+    }
+    return profiler.result(extra)

@@ -1,0 +1,152 @@
+"""Sensitivities ``G_l = dY[c_e, t_e] / dA_l`` of each event (METHOD.md "Sensitivity").
+
+Three exact paths, all returning, per layer, a :class:`Window`: the gradient inside the
+gradient-support window of the event's output frame (zeros where the window leaves the
+utterance) and where that window starts.
+
+- :func:`reference`: one plain autograd backward per event. Short and obviously right; the
+  oracle of the tests.
+- :func:`fast`: for stacks of 1-D convolutions with element-wise activations. One forward
+  per utterance keeps the activation derivatives; then the one-hot gradients of many
+  events travel down their receptive-field cones together (transposed convolutions over
+  the support windows only, batched over events), with the zero padding at the utterance
+  edges reproduced exactly. Cropping the *forward* instead would not be exact (masks flip
+  at the crop edges), so it is never done.
+- :func:`generic`: any model, batched autograd (``is_grads_batched``) over the full
+  utterance, then cropped to the windows when the geometry is known.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from gradnap.profiles.spec import ModelSpec
+
+
+@dataclass
+class Window:
+    """Values of one layer for E events: ``values`` (E, C, W) over frames
+    ``start[e] .. start[e] + W - 1`` of that layer."""
+
+    values: torch.Tensor
+    start: torch.Tensor
+
+
+def gather_window(full: torch.Tensor, start: torch.Tensor, width: int) -> torch.Tensor:
+    """``full`` (C, T) at frames ``start[e] + 0..width-1`` -> (E, C, width), zero outside."""
+    idx = start[:, None] + torch.arange(width, device=full.device)
+    valid = (idx >= 0) & (idx < full.shape[1])
+    out = full[:, idx.clamp(0, full.shape[1] - 1)].permute(1, 0, 2)
+    return out * valid[:, None, :].to(full.dtype)
+
+
+def _support_start(spec: ModelSpec, layer: str, t: torch.Tensor, t_in: int) -> torch.Tensor:
+    return torch.tensor(
+        [spec.geometry.support(int(tt), layer, t_in)[0] for tt in t.tolist()],
+        dtype=torch.long,
+        device=t.device,
+    )
+
+
+def reference(
+    spec: ModelSpec, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor, layers: list[str]
+) -> dict[str, Window]:
+    """One autograd backward per event (the oracle)."""
+    x = x.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        logits, acts = spec.forward_with_activations(x)
+        tensors = [x if n == "input" else acts[n] for n in layers]
+        full = {n: [] for n in layers}
+        for tt, cc in zip(t.tolist(), c.tolist()):
+            grads = torch.autograd.grad(
+                logits[0, cc, tt], tensors, retain_graph=True, allow_unused=True
+            )
+            for n, g, ten in zip(layers, grads, tensors):
+                full[n].append(torch.zeros_like(ten[0]) if g is None else g[0])
+    return _crop_full(spec, {n: torch.stack(v) for n, v in full.items()}, t, x.shape[-1])
+
+
+def generic(
+    spec: ModelSpec, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor, layers: list[str]
+) -> dict[str, Window]:
+    """Batched autograd for any model: one vector-Jacobian product per event, vectorized."""
+    x = x.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        logits, acts = spec.forward_with_activations(x)
+        tensors = [x if n == "input" else acts[n] for n in layers]
+        onehots = torch.zeros((len(t),) + tuple(logits.shape), device=x.device, dtype=logits.dtype)
+        onehots[torch.arange(len(t)), 0, c, t] = 1
+        grads = torch.autograd.grad(
+            logits, tensors, grad_outputs=onehots, is_grads_batched=True, allow_unused=True
+        )
+    full = {
+        n: (
+            torch.zeros((len(t),) + tuple(ten.shape[1:]), device=x.device) if g is None else g[:, 0]
+        )
+        for n, g, ten in zip(layers, grads, tensors)
+    }
+    return _crop_full(spec, full, t, x.shape[-1])
+
+
+def _crop_full(spec, full, t, t_in):
+    out = {}
+    for name, g in full.items():
+        if spec.geometry is None:
+            out[name] = Window(g, torch.zeros(len(t), dtype=torch.long, device=g.device))
+            continue
+        start = _support_start(spec, name, t, t_in)
+        width = spec.geometry.support_width(name)
+        idx = start[:, None] + torch.arange(width, device=g.device)
+        valid = (idx >= 0) & (idx < g.shape[-1])
+        picked = torch.gather(
+            g, 2, idx.clamp(0, g.shape[-1] - 1)[:, None, :].expand(-1, g.shape[1], -1)
+        )
+        out[name] = Window(picked * valid[:, None, :].to(g.dtype), start)
+    return out
+
+
+def fast(
+    spec: ModelSpec,
+    x: torch.Tensor,
+    t: torch.Tensor,
+    c: torch.Tensor,
+    layers: list[str],
+    record=None,
+) -> dict[str, Window]:
+    """Exact gradients down the receptive-field cones, batched over events.
+
+    ``record`` is ``spec.stack.forward_record(x)`` when the caller already has it.
+    """
+    stack = spec.stack
+    if stack is None:
+        raise ValueError("the fast path needs a ConvStack (a stack of Conv1d + activations)")
+    acts, derivs = record if record is not None else stack.forward_record(x)
+    lengths = [a.shape[-1] for a in acts]
+    n_layers = len(stack.layers)
+    wanted = set(layers)
+    out: dict[str, Window] = {}
+    # top: the one-hot of the predicted class at frame t, width 1
+    g = torch.zeros(len(t), acts[-1].shape[0], 1, device=x.device, dtype=acts[-1].dtype)
+    g[torch.arange(len(t)), c, 0] = 1
+    start = t.clone()
+    if stack.layers[-1].name in wanted:
+        out[stack.layers[-1].name] = Window(g.clone(), start.clone())
+    for m in range(n_layers, 0, -1):  # layer m = output of conv m; acts[m] is A_m
+        layer = stack.layers[m - 1]
+        if derivs[m] is not None:  # dY/dZ_m = dY/dA_m * activation'(Z_m)
+            g = g * gather_window(derivs[m], start, g.shape[-1])
+        w = layer.conv.weight
+        g = F.conv_transpose1d(g, w, stride=layer.spec.stride, dilation=layer.spec.dilation)
+        left, _ = layer.spec.same_padding(lengths[m - 1])
+        start = start * layer.spec.stride - left
+        idx = start[:, None] + torch.arange(g.shape[-1], device=x.device)
+        g = g * ((idx >= 0) & (idx < lengths[m - 1]))[:, None, :].to(g.dtype)  # padding
+        name = "input" if m == 1 else stack.layers[m - 2].name
+        if name in wanted:
+            out[name] = Window(g, start.clone())
+        if not (wanted - out.keys()):
+            break
+    return {n: out[n] for n in layers}

@@ -1,0 +1,72 @@
+"""A hand-made network whose GradNAP, NAvAI and NAP are worked out by hand."""
+
+import pytest
+import torch
+from torch import nn
+
+from gradnap.profiles import ModelSpec, Profiler, method
+from gradnap.profiles.events import ctc_forced_alignment, frame_labels, span_frames
+
+
+def hand_model():
+    # conv1: 1x1 identity + ReLU; conv2: class 0 (blank) = 5.5, class 1 = 2 * A1
+    conv1, conv2 = nn.Conv1d(1, 1, 1), nn.Conv1d(1, 2, 1)
+    with torch.no_grad():
+        conv1.weight.fill_(1.0)
+        conv1.bias.zero_()
+        conv2.weight.copy_(torch.tensor([[[0.0]], [[2.0]]]))
+        conv2.bias.copy_(torch.tensor([5.5, 0.0]))
+    return nn.Sequential(conv1, nn.ReLU(), conv2)
+
+
+@pytest.mark.parametrize("path", ["fast", "reference", "generic"])
+def test_profiles_by_hand(path):
+    # utt s1: x = [1, 3, 2, 4]: 2*x > 5.5 at t = 1, 3 -> events with crops [1,3,2], [2,4,0]
+    # utt s2: x = [5, 1, 0, 6]: events at t = 0, 3 -> crops [0,5,1], [0,6,0]
+    spec = ModelSpec.from_sequential(hand_model(), labels=["_", "a"])
+    prof = Profiler(spec, group_by=["speaker"], method=path, crop_width=3)
+    assert prof.update(torch.tensor([[1.0, 3, 2, 4]]), speaker="s1") == 2
+    assert prof.update(torch.tensor([[5.0, 1, 0, 6]]), speaker="s2") == 2
+    tree = prof.result()
+    assert list(tree["group"].values) == ["speaker:s1", "speaker:s2"]
+    assert tree["count"].values.tolist() == [2, 2]
+    for layer in ("input", "conv1"):
+        ds = tree[layer].to_dataset()
+        assert ds["mean_activation"].sel(group="speaker:s1").values[0].tolist() == [1.5, 3.5, 1]
+        assert ds["mean_activation_all"].values[0].tolist() == [0.75, 4.5, 0.75]
+        # the gradient of the logit is non-zero only at the event's own frame
+        mean_g = 2.0  # d(2 * relu(x)) / dx with x > 0, and d(2 * a) / da
+        assert ds["mean_gradient"].values[:, 0].tolist() == [[0, mean_g, 0]] * 2
+        assert ds["mask"].values[:, 0].tolist() == [[0, 1, 0]] * 2
+        assert ds["gradnap"].values[:, 0].tolist() == [[0, -1, 0], [0, 1, 0]]
+        assert ds["navai"].values[:, 0].tolist() == [[0.75, -1, 0.25], [-0.75, 1, -0.25]]
+        assert ds["nap"].values[:, 0].tolist() == [[-1, 0.75, 0.25], [1, -0.75, -0.25]]
+    assert tree["conv2"].to_dataset()["mean_gradient"].values[:, 1].tolist() == [[0, 1, 0]] * 2
+
+
+def test_mask_and_responsiveness():
+    g = torch.tensor([[[0.0, -2.0], [1.0, 0.5]], [[0.0, 0.0], [0.0, 0.0]]])
+    assert method.mask(g).tolist() == [[[0, 1], [0.5, 0.25]], [[0, 0], [0, 0]]]
+    p = torch.tensor([[1.0, -3.0, 1.0], [2.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
+    assert method.responsiveness(p).tolist() == [-5.0, 3.0, 0.0]
+
+
+def test_span_frames_use_the_frame_centre():
+    # output frames every 20 ms: frame t is centred at 20 t ms
+    assert list(span_frames(0.0, 0.05, 0.02, 100)) == [0, 1, 2]
+    assert list(span_frames(0.04, 0.06, 0.02, 100)) == [2]  # a boundary on a centre: later span
+    assert list(span_frames(0.041, 0.059, 0.02, 100)) == []
+    assert list(span_frames(1.9, 5.0, 0.02, 100)) == list(range(95, 100))
+    labels = frame_labels([("sil", 0.0, 0.03), ("AH", 0.03, 0.09)], 0.02, 6)
+    assert labels == ["sil", "sil", "AH", "AH", "AH", None]
+
+
+def test_ctc_forced_alignment():
+    lp = torch.full((6, 3), -10.0)
+    for t, k in enumerate([1, 1, 0, 1, 2, 0]):
+        lp[t, k] = 0.0
+    assert ctc_forced_alignment(lp, [1, 1, 2]) == [1, 1, 0, 1, 2, 0]
+    # forced: the target wins where the model disagrees
+    assert ctc_forced_alignment(lp, [2]).count(2) >= 1
+    with pytest.raises(ValueError, match="too few"):
+        ctc_forced_alignment(lp[:2], [1, 1, 1])

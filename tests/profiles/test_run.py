@@ -1,0 +1,128 @@
+"""Streaming profiles: invariances, merge, results on disk, errors."""
+
+import numpy as np
+import pytest
+import torch
+
+import gradnap
+from gradnap.corpus.textgrid import Alignment
+from gradnap.models import Wav2Letter
+from gradnap.profiles import ModelSpec, Profiler, load_profiles, save_profiles, to_table
+
+
+@pytest.fixture(scope="module")
+def spec():
+    torch.manual_seed(0)
+    return ModelSpec.from_wav2letter(Wav2Letter.from_preset("tiny").eval())
+
+
+def utterances(n=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for i in range(n):
+        t_in = 120 + 7 * i
+        phones = [("sil", 0.0, 0.2), ("AH", 0.2, 0.5), ("T", 0.5, 0.9), ("sil", 0.9, t_in / 100)]
+        out.append(
+            (
+                torch.randn(128, t_in, generator=g),
+                f"s{i % 2}",
+                Alignment([("at", 0.2, 0.9)], phones, t_in / 100),
+            )
+        )
+    return out
+
+
+def run(spec, items, **kw):
+    prof = Profiler(spec, group_by=["grapheme", "phoneme", "speaker", "word"], **kw)
+    for x, speaker, alignment in items:
+        prof.update(x, speaker, alignment)
+    return prof
+
+
+def assert_trees_close(a, b):
+    """Equal up to float32 rounding of the per-event gradients (the GEMM blocking of a
+    batch of 1 and of 1000 events differs): 1e-6 of each variable's largest magnitude."""
+    assert list(a["group"].values) == list(b["group"].values) or sorted(
+        a["group"].values
+    ) == sorted(b["group"].values)
+    for layer in a.children:
+        da, db = a[layer].to_dataset(), b[layer].to_dataset()
+        db = db.sel(group=da["group"].values)
+        for var in da.data_vars:
+            scale = max(float(np.abs(da[var].values).max()), 1e-30)
+            np.testing.assert_allclose(
+                da[var].values, db[var].values, rtol=0, atol=1e-6 * scale, err_msg=f"{layer}/{var}"
+            )
+
+
+def test_batching_and_event_order_do_not_matter(spec):
+    items = utterances()
+    one = run(spec, items, batch_events=1).result()
+    many = run(spec, items, batch_events=1000).result()
+    reversed_order = run(spec, items[::-1], batch_events=7).result()
+    assert_trees_close(one, many)
+    assert_trees_close(one, reversed_order)
+
+
+def test_merge_of_halves_equals_one_pass(spec):
+    items = utterances(6)
+    whole = run(spec, items).result()
+    first, second = run(spec, items[:3]), run(spec, items[3:])
+    merged = first.merge(second).result()
+    assert_trees_close(whole, merged)
+    assert merged["count"].sum() == whole["count"].sum()
+
+
+def test_result_layout_and_round_trip(spec, tmp_path):
+    tree = run(spec, utterances(), layers=["input", "conv1", "conv9"]).result()
+    assert set(tree.children) == {"input", "conv1", "conv9"}
+    ds = tree["input"].to_dataset()
+    assert ds["gradnap"].dims == ("group", "neuron", "offset")
+    assert ds["nap"].dims == ("group", "neuron", "rank")
+    assert ds.sizes["offset"] == 194 and tree["conv1"].to_dataset().sizes["offset"] == 74
+    assert ds["frequency"].attrs["units"] == "Hz" and float(ds["frequency"][-1]) > 7000
+    assert float(tree["conv1"].to_dataset()["offset_ms"][0]) == -37 * 20.0
+    groups = set(tree["group"].values)
+    assert {"phoneme:AH", "phoneme:T", "speaker:s0", "word:at"} <= groups
+    assert gradnap.profiles.result.config_of(tree)["method"] == "fast"
+    path = save_profiles(tree, tmp_path / "p.nc")
+    back = load_profiles(path)
+    assert back.identical(tree)
+    table = to_table(back, "conv1")
+    assert list(table.columns[:3]) == ["group", "neuron", "offset"]
+    assert len(table) == tree["conv1"].to_dataset()["gradnap"].size
+
+
+def test_coverage_table(spec):
+    tree = run(spec, utterances(), include_blank=True).result()
+    cov = tree.to_dataset()
+    assert int(cov["segments_with_events"].sel(phone="AH")) == 4
+    assert int(cov["segments_without_events"].sel(phone="AH")) == 0
+
+
+def test_neuron_subset_and_wider_crop(spec):
+    prof = Profiler(spec, layers=["conv2"], neurons={"conv2": [0, 5]}, crop_width="receptive_field")
+    for x, speaker, _ in utterances(2):
+        prof.update(x, speaker)
+    ds = prof.result()["conv2"].to_dataset()
+    assert ds["neuron"].values.tolist() == [0, 5] and ds.sizes["offset"] == 97
+
+
+def test_errors(spec):
+    with pytest.raises(KeyError, match="unknown layer.*'conv99'"):
+        Profiler(spec, layers=["conv99"])
+    with pytest.raises(ValueError, match="unknown grouping"):
+        Profiler(spec, group_by=["colour"])
+    prof = Profiler(spec, group_by=["phoneme"])
+    with pytest.raises(ValueError, match="needs an alignment"):
+        prof.update(torch.randn(128, 50))
+    with pytest.raises(ValueError, match="no events"):
+        Profiler(spec).acc_.means("input")
+
+
+def test_target_and_correct_groupings(spec):
+    prof = Profiler(spec, group_by=["grapheme", "target", "correct"], include_blank=True)
+    prof.update(torch.randn(128, 200), transcript="abc")
+    groups = set(prof.result()["group"].values)
+    assert {"target:a", "target:b", "target:c"} <= groups
+    assert groups & {"correct:yes", "correct:no"}
