@@ -12,12 +12,24 @@ from gradnap.data import Alphabet, Corpus, CorpusError, Utterance, read_corpus
 from gradnap.decode import BeamSearchDecoder, error_rates, greedy_decode
 from gradnap.models import Wav2Letter, Wav2LetterConfig
 from gradnap.models.checkpoint import CheckpointError, load, save_checkpoint
+from gradnap.profiling import (
+    ModelSpec,
+    ProfileAccumulator,
+    Profiler,
+    load_profiles,
+    profiles,
+    save_profiles,
+    to_table,
+)
 
 __all__ = [
     "Alphabet",
     "BeamSearchDecoder",
     "CheckpointError",
     "Corpus",
+    "ModelSpec",
+    "ProfileAccumulator",
+    "Profiler",
     "CorpusError",
     "FeatureConfig",
     "FeatureStats",
@@ -30,6 +42,10 @@ __all__ = [
     "greedy_decode",
     "load",
     "load_audio",
+    "load_profiles",
+    "profiles",
+    "save_profiles",
+    "to_table",
     "models",
     "read_corpus",
     "save_checkpoint",

@@ -19,7 +19,9 @@ def test_version():
     assert r.exit_code == 0 and r.output.strip() == f"gradnap {gradnap.__version__}"
 
 
-@pytest.mark.parametrize("cmd", ["model-info", "train", "eval", "synth"])
+@pytest.mark.parametrize(
+    "cmd", ["model-info", "train", "eval", "synth", "align", "export", "profile"]
+)
 def test_help_for_every_subcommand(cmd):
     r = invoke(cmd, "--help")
     assert r.exit_code == 0 and "Usage" in r.output
@@ -108,11 +110,78 @@ def test_bad_corpus_is_one_clear_error(small_corpus, tmp_path):
     assert r.exit_code == 0 and "skipped: " in r.output
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
-def test_synth_espeak(tmp_path):
-    r = invoke("synth", "--out", tmp_path / "c", "--sentences", "2", "--voices", "en-us,en-gb")
+@pytest.mark.skipif(shutil.which("flite") is None, reason="flite not installed")
+def test_synth_and_list_voices(tmp_path):
+    r = invoke("synth", "--list-voices")
+    assert r.exit_code == 0 and "flite-rms" in r.output and "available" in r.output
+    r = invoke(
+        "synth", "--out", tmp_path / "c", "--sentences", "6", "--voices", "flite-slt,flite-awb"
+    )
     assert r.exit_code == 0, r.output
-    corpus = read_corpus(tmp_path / "c")
-    assert len(corpus) == 4 and corpus.speakers() == ["1000", "1001"]
-    assert corpus[0].text == "the birch canoe slid on the smooth planks"
-    assert all(u.sample_rate == 16000 and 1.0 < u.duration < 6.0 for u in corpus)
+    train = read_corpus(tmp_path / "c" / "train")
+    assert set(train.speakers()) <= {"104", "106"}
+    assert read_corpus(tmp_path / "c" / "test-unseen-voice").speakers() == ["105"]
+    r = invoke("synth", "--out", tmp_path / "d", "--voices", "nobody")
+    assert r.exit_code == 1 and "unknown voice 'nobody'" in r.output
+
+
+@pytest.fixture
+def tiny_model(tmp_path):
+    from gradnap.audio import FeatureConfig
+    from gradnap.data import Alphabet
+    from gradnap.models import Wav2Letter
+    from gradnap.models.checkpoint import save_checkpoint
+
+    return save_checkpoint(
+        tmp_path / "tiny.pt", Wav2Letter.from_preset("tiny"), Alphabet(), FeatureConfig()
+    )
+
+
+def test_profile_command(small_corpus, tiny_model, tmp_path):
+    from gradnap.corpus.textgrid import Alignment, write_textgrid
+    from gradnap.data import read_corpus
+
+    for utt in read_corpus(small_corpus):
+        phones = [("sil", 0.0, 0.3), ("AH", 0.3, 1.0), ("sil", 1.0, utt.duration)]
+        write_textgrid(
+            tmp_path / f"{utt.id}.TextGrid", Alignment([("x", 0.3, 1.0)], phones, utt.duration)
+        )
+    out = tmp_path / "p.nc"
+    r = invoke(
+        "profile",
+        "--model",
+        tiny_model,
+        "--corpus",
+        small_corpus,
+        "--out",
+        out,
+        "--group-by",
+        "grapheme,phoneme,speaker",
+        "--alignments",
+        tmp_path,
+        "--layers",
+        "input,conv1,conv11",
+        "--include-blank",
+    )
+    assert r.exit_code == 0, r.output
+    tree = gradnap.load_profiles(out)
+    assert set(tree.children) == {"input", "conv1", "conv11"}
+    assert {"phoneme:AH", "speaker:19", "speaker:84"} <= set(tree["group"].values)
+
+
+def test_profile_errors(small_corpus, tiny_model, tmp_path):
+    out = tmp_path / "p.nc"
+    args = ["profile", "--model", tiny_model, "--corpus", small_corpus, "--out", out]
+    r = invoke(*args, "--layers", "conv1,conv99")
+    assert r.exit_code == 1 and "unknown layer(s) 'conv99'" in r.output
+    r = invoke(*args, "--group-by", "phoneme")
+    assert r.exit_code == 1 and "no TextGrid found" in r.output and "gradnap align" in r.output
+    r = invoke(*args, "--group-by", "colour")
+    assert r.exit_code == 1 and "unknown grouping" in r.output
+    assert not out.exists() and not list(tmp_path.glob(".p.nc*"))
+
+
+def test_export_half(tiny_model, tmp_path):
+    r = invoke("export", "--model", tiny_model, "--out", tmp_path / "h.pt")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "h.pt").stat().st_size < tiny_model.stat().st_size

@@ -219,6 +219,133 @@ def synth(
     console.print(f"corpus: {out} (manifest {out / 'corpus.json'})")
 
 
+@app.command()
+def align(
+    corpus: Annotated[Path, typer.Option(help="Corpus folder (reader layout).")],
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for the TextGrids (default: beside the audio).")
+    ] = None,
+    skip_bad: Annotated[bool, typer.Option(help="Leave out bad utterances (listed).")] = False,
+) -> None:
+    """Force-align a corpus with pocketsphinx (en-us), writing words/phones TextGrids."""
+    from gradnap.corpus.align import align_corpus
+
+    data = _read(corpus, skip_bad)
+    written, failures, oov = align_corpus(data, out)
+    if oov:
+        console.print(f"{len(oov)} word(s) not in the dictionary, pronounced by the G2P:")
+        for word, phones in sorted(oov.items()):
+            console.print(f"  {word}: {phones}", highlight=False)
+    for uid, why in failures:
+        err.print(f"[yellow]not aligned:[/] {uid}: {why}", highlight=False)
+    console.print(
+        f"aligned {written} of {len(data)} utterances"
+        + (f" into {out}" if out else " (TextGrids beside the audio)")
+    )
+
+
+@app.command()
+def export(
+    model: Annotated[Path, typer.Option(help="Training checkpoint.")],
+    out: Annotated[Path, typer.Option(help="Model file to write (weights and settings).")],
+    half: Annotated[bool, typer.Option(help="Store weights in half precision.")] = True,
+) -> None:
+    """Write a model file without optimizer state (what gradnap.load() reads)."""
+    from gradnap.models.checkpoint import CheckpointError, load, save_checkpoint
+
+    try:
+        net = load(model)
+    except CheckpointError as exc:
+        fail(str(exc))
+    save_checkpoint(out, net, net.alphabet, net.feature_config, half=half)
+    console.print(f"model: {out} ({out.stat().st_size / 1e6:.1f} MB)")
+
+
+@app.command()
+def profile(
+    out: Annotated[Path, typer.Option(help="Result file (NetCDF) to write.")],
+    corpus: Annotated[
+        Path | None, typer.Option(help="Corpus folder (default: the bundled evaluation corpus).")
+    ] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="Model file (default: the bundled model).")
+    ] = None,
+    layers: Annotated[
+        str | None, typer.Option(help="Comma-separated layers (default: all).")
+    ] = None,
+    group_by: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated groupings: grapheme, phoneme, word, speaker, target, correct."
+        ),
+    ] = "grapheme",
+    alignments: Annotated[
+        Path | None, typer.Option(help="Folder of TextGrids (default: beside the audio).")
+    ] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    limit: Annotated[int | None, typer.Option(help="Profile only the first N utterances.")] = None,
+    method: Annotated[str, typer.Option(help="auto, fast, generic or reference.")] = "auto",
+    crop_width: Annotated[
+        str, typer.Option(help="support, receptive_field or a number of frames.")
+    ] = "support",
+    batch_events: Annotated[int, typer.Option(help="Events per batch.")] = 128,
+    include_blank: Annotated[bool, typer.Option(help="Blank frames are events too.")] = False,
+    skip_bad: Annotated[bool, typer.Option(help="Leave out bad utterances (listed).")] = False,
+) -> None:
+    """Compute GradNAP, NAvAI and NAP profiles of a model over a corpus."""
+    from gradnap.corpus.textgrid import AlignmentError, find_alignment
+    from gradnap.models.checkpoint import CheckpointError, load
+    from gradnap.profiling import profiles, save_profiles
+    from gradnap.profiling.spec import ModelSpec
+
+    try:
+        net = load(model)
+    except (CheckpointError, FileNotFoundError) as exc:
+        fail(str(exc))
+    spec = ModelSpec.from_wav2letter(net)
+    groups = [g.strip() for g in group_by.split(",") if g.strip()]
+    chosen = [n.strip() for n in layers.split(",")] if layers else None
+    width = int(crop_width) if crop_width.isdigit() else crop_width
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            fail("--device cuda: no CUDA device is available here")
+    if corpus is None:
+        from gradnap.models.checkpoint import DEFAULT_CORPUS as corpus
+    data = _read(corpus, skip_bad, net.alphabet, net.feature_config)
+    try:
+        spec.check_layers(chosen)
+        if any(g in ("phoneme", "word") for g in groups):
+            find_alignment(data[0], alignments, data.root)
+        tree = profiles(
+            spec,
+            data,
+            chosen,
+            groups,
+            device,
+            alignments,
+            method,
+            width,
+            limit,
+            batch_events,
+            include_blank,
+        )
+    except AlignmentError as exc:
+        fail(
+            f"{exc}\n(groupings phoneme and word need TextGrids: pass --alignments DIR, or "
+            "make them with 'gradnap align')"
+        )
+    except (KeyError, ValueError) as exc:
+        fail(str(exc).strip("'\""))
+    save_profiles(tree, out)
+    ev = int(tree["n_events"])
+    console.print(
+        f"profiles: {out} ({ev} events, {len(tree['group'])} groups, "
+        f"layers {', '.join(tree.children)})"
+    )
+
+
 def _read(path, skip_bad, alphabet=None, feature_config=None):
     from gradnap.data import CorpusError, read_corpus
 

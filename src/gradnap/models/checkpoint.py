@@ -116,10 +116,22 @@ def model_from_checkpoint(payload: dict, path: str | Path = "<checkpoint>") -> W
     return model
 
 
-def load(path: str | Path, device: str | torch.device = "cpu") -> Wav2Letter:
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "assets" / "default-model.pt"
+DEFAULT_CORPUS = Path(__file__).resolve().parent.parent / "assets" / "eval"
+
+
+def load(path: str | Path | None = None, device: str | torch.device = "cpu") -> Wav2Letter:
     """Load a model for analysis: in eval mode, with ``.alphabet`` and ``.feature_config``.
 
-    >>> model = gradnap.load("model.pt")  # doctest: +SKIP
+    With no ``path``, the model bundled with gradnap (trained on its synthetic corpus).
+
+    >>> model = gradnap.load()  # doctest: +SKIP
     """
+    if path is None:
+        path = DEFAULT_MODEL
+        if not path.is_file():
+            raise CheckpointError(
+                f"{path}: the bundled default model is missing from this installation"
+            )
     model = model_from_checkpoint(read_checkpoint(path), path)
     return model.to(device).eval()

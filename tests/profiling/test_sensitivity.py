@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 from gradnap.models import Wav2Letter
-from gradnap.profiles import ModelSpec
-from gradnap.profiles import sensitivity as S
+from gradnap.profiling import ModelSpec
+from gradnap.profiling import sensitivity as S
 
 
 def events_at_edges(t_out: int) -> torch.Tensor:

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from gradnap.profiles import method
-from gradnap.profiles.accumulate import ProfileAccumulator
-from gradnap.profiles.align import offsets
+from gradnap.profiling import method
+from gradnap.profiling.accumulate import ProfileAccumulator
+from gradnap.profiling.align import offsets
 
 
 def build_tree(

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-import gradnap
 from gradnap.corpus.textgrid import Alignment
 from gradnap.models import Wav2Letter
-from gradnap.profiles import ModelSpec, Profiler, load_profiles, save_profiles, to_table
+from gradnap.profiling import ModelSpec, Profiler, load_profiles, save_profiles, to_table
+from gradnap.profiling.result import config_of
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_result_layout_and_round_trip(spec, tmp_path):
     assert float(tree["conv1"].to_dataset()["offset_ms"][0]) == -37 * 20.0
     groups = set(tree["group"].values)
     assert {"phoneme:AH", "phoneme:T", "speaker:s0", "word:at"} <= groups
-    assert gradnap.profiles.result.config_of(tree)["method"] == "fast"
+    assert config_of(tree)["method"] == "fast"
     path = save_profiles(tree, tmp_path / "p.nc")
     back = load_profiles(path)
     assert back.identical(tree)

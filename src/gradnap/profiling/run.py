@@ -12,12 +12,12 @@ from tqdm.auto import tqdm
 
 from gradnap._version import __version__
 from gradnap.audio.features import features
-from gradnap.profiles import sensitivity
-from gradnap.profiles.accumulate import ProfileAccumulator
-from gradnap.profiles.align import align
-from gradnap.profiles.events import ctc_forced_alignment, frame_labels
-from gradnap.profiles.result import build_tree
-from gradnap.profiles.spec import ModelSpec
+from gradnap.profiling import sensitivity
+from gradnap.profiling.accumulate import ProfileAccumulator
+from gradnap.profiling.align import align
+from gradnap.profiling.events import ctc_forced_alignment, frame_labels
+from gradnap.profiling.result import build_tree
+from gradnap.profiling.spec import ModelSpec
 
 GROUPINGS = ("grapheme", "phoneme", "word", "speaker", "target", "correct")
 NEEDS_ALIGNMENT = ("phoneme", "word")
@@ -100,8 +100,12 @@ class Profiler:
         speaker: str | None = None,
         alignment=None,
         transcript: str | None = None,
+        frames=None,
     ) -> int:
-        """Profile one utterance's features ``(F, T)``; returns its number of events."""
+        """Profile one utterance's features ``(F, T)``; returns its number of events.
+
+        ``frames`` (optional) restricts the events to these output frames.
+        """
         spec = self.spec
         x = x.to(self.device, torch.float32)
         x = x[None] if x.dim() == 2 else x
@@ -118,6 +122,10 @@ class Profiler:
         n_out = logits.shape[1]
         per_frame = self._frame_groups(pred, logits, n_out, speaker, alignment, transcript)
         keep = torch.ones_like(pred, dtype=torch.bool) if self.include_blank else pred != spec.blank
+        if frames is not None:
+            only = torch.zeros_like(keep)
+            only[torch.as_tensor(frames, dtype=torch.long, device=keep.device)] = True
+            keep &= only
         events = torch.nonzero(keep).flatten()
         if alignment is not None and "phoneme" in self.group_by:
             self._count_coverage(alignment, set(events.tolist()), n_out)
@@ -171,7 +179,7 @@ class Profiler:
         return [[col[t] for col in columns if col[t] is not None] for t in range(n_out)]
 
     def _count_coverage(self, alignment, event_frames: set[int], n_out: int) -> None:
-        from gradnap.profiles.events import span_frames
+        from gradnap.profiling.events import span_frames
 
         frame_s = self.spec.hop_seconds * self.spec.output_stride
         for label, start, end in alignment.phones:
@@ -207,7 +215,7 @@ class Profiler:
         }
 
     def result(self, extra_config: dict | None = None) -> xr.DataTree:
-        """The profiles so far, as a DataTree (see :mod:`gradnap.profiles.result`)."""
+        """The profiles so far, as a DataTree (see :mod:`gradnap.profiling.result`)."""
         spec = self.spec
         info = {}
         for name in self.layers:
@@ -251,7 +259,7 @@ def profiles(
     Groupings ``phoneme`` and ``word`` read a TextGrid per utterance (beside the audio or
     under ``alignments``). Returns the result DataTree (see :func:`gradnap.load_profiles`).
 
-    >>> tree = gradnap.profiles(model, "corpus/", group_by=["grapheme"])  # doctest: +SKIP
+    >>> tree = gradnap.profiling(model, "corpus/", group_by=["grapheme"])  # doctest: +SKIP
     """
     from gradnap.corpus.textgrid import find_alignment
     from gradnap.data.corpus import Corpus, read_corpus

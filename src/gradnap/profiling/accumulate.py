@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from gradnap.profiles.align import Crops
+from gradnap.profiling.align import Crops
 
 VARIABLES = ("activation", "gradient", "navai", "nap")
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from gradnap.profiles import ModelSpec, Profiler, method
-from gradnap.profiles.events import ctc_forced_alignment, frame_labels, span_frames
+from gradnap.profiling import ModelSpec, Profiler, method
+from gradnap.profiling.events import ctc_forced_alignment, frame_labels, span_frames
 
 
 def hand_model():

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from gradnap.profiles.sensitivity import Window, gather_window
+from gradnap.profiling.sensitivity import Window, gather_window
 
 
 @dataclass

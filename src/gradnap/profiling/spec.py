@@ -9,7 +9,7 @@ from torch import nn
 
 from gradnap.audio.features import FeatureConfig
 from gradnap.models.geometry import StackGeometry
-from gradnap.profiles.stack import ConvStack
+from gradnap.profiling.stack import ConvStack
 
 
 @dataclass

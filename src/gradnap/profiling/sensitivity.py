@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from gradnap.profiles.spec import ModelSpec
+from gradnap.profiling.spec import ModelSpec
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The GradNAP equations of METHOD.md ("Profile", "Baselines", "Responsiveness"), on means.
 
-All inputs are means over events (see :mod:`gradnap.profiles.accumulate`); shapes are
+All inputs are means over events (see :mod:`gradnap.profiling.accumulate`); shapes are
 ``(..., C, W)`` with C neurons (mel bins for the input) and W time offsets (or ranks).
 """
 
