@@ -24,9 +24,9 @@ from gradnap.models import Wav2Letter
 from gradnap.profiling import ModelSpec, Profiler
 
 
-def timed(fn):
+def timed(fn, *args):
     t0 = time.perf_counter()
-    out = fn()
+    out = fn(*args)
     return time.perf_counter() - t0, out
 
 
@@ -87,15 +87,15 @@ def main():
         times = {"fast_all": [], "fast_sub": [], "reference": [], "captum": []}
         counts = {}
         for _ in range(args.rounds):
-            dt, (n, fast_all) = timed(lambda: profile_events(spec, x, None, "fast"))
+            dt, (n, fast_all) = timed(profile_events, spec, x, None, "fast")
             times["fast_all"].append(dt / n)
             counts["fast_all"] = n
-            dt, (n, fast_sub) = timed(lambda: profile_events(spec, x, sub, "fast"))
+            dt, (n, fast_sub) = timed(profile_events, spec, x, sub, "fast")
             times["fast_sub"].append(dt / n)
-            dt, (n, ref_sub) = timed(lambda: profile_events(spec, x, sub, "reference"))
+            dt, (n, ref_sub) = timed(profile_events, spec, x, sub, "reference")
             times["reference"].append(dt / n)
             if have_captum:
-                dt, n = timed(lambda: captum_events(model, x[None], sub, pred[sub].tolist()))
+                dt, n = timed(captum_events, model, x[None], sub, pred[sub].tolist())
                 times["captum"].append(dt / n)
         diff = max_rel_diff(fast_sub.result(), ref_sub.result())
         worst = max(worst, diff)
