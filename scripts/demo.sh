@@ -1,25 +1,24 @@
 #!/usr/bin/env bash
-# `make demo`: the main job on the embedded default. Until the committed model and corpus
-# land it synthesizes a small corpus (festival, flite, espeak-ng voices), trains a small
-# Wav2Letter on it, and evaluates it. Rerunning resumes what is already there.
+# `make demo`: the main job on the embedded default: the bundled Wav2Letter (trained on
+# gradnap's synthetic corpus) and the bundled evaluation corpus (flac + phone TextGrids).
+# No speech synthesizer and no download is needed.
 set -euo pipefail
 out="${1:-build/demo}"
 gradnap=".venv/bin/gradnap"
+assets="src/gradnap/assets"
 mkdir -p "$out"
 
-echo "== 1/4 the paper's model"
-"$gradnap" model-info --preset paper
+echo "== 1/4 the bundled model"
+"$gradnap" model-info --model "$assets/default-model.pt"
 
-echo "== 2/4 a small synthetic corpus (400 sentences, 12 voices, phone TextGrids)"
-"$gradnap" synth --out "$out/corpus" --sentences 400 --jobs 2
+echo "== 2/4 its error rates on the bundled corpus (sentences it never heard)"
+"$gradnap" eval --model "$assets/default-model.pt" --corpus "$assets/eval/test" --by-speaker
+"$gradnap" eval --model "$assets/default-model.pt" --corpus "$assets/eval/test-unseen-voice"
 
-echo "== 3/4 training a 'small' Wav2Letter on it (CTC, Adam)"
-resume=()
-[ -f "$out/model.pt" ] && resume=(--resume)
-"$gradnap" train --corpus "$out/corpus" --preset small --out "$out/model.pt" \
-    --epochs 30 --lr 2e-3 --batch-seconds 30 --checkpoint-every 100 "${resume[@]}"
+echo "== 3/4 GradNAP, NAvAI and NAP profiles: graphemes, phonemes, speakers, every layer"
+"$gradnap" profile --corpus "$assets/eval" --out "$out/profiles.nc" \
+    --group-by grapheme,phoneme,speaker,target,correct
 
-echo "== 4/4 evaluation (greedy and beam search), per speaker"
-"$gradnap" eval --model "$out/model.pt" --corpus "$out/corpus/test" --by-speaker
-"$gradnap" eval --model "$out/model.pt" --corpus "$out/corpus/test-unseen-voice"
-echo "demo finished: model $out/model.pt, corpus $out/corpus"
+echo "== 4/4 what the profiles rest on"
+"$gradnap" summary "$out/profiles.nc"
+echo "demo finished: profiles in $out/profiles.nc (xarray.open_datatree or gradnap.load_profiles)"

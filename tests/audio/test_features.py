@@ -84,3 +84,13 @@ def test_bad_settings():
         FeatureConfig(normalize="global")
     with pytest.raises(ValueError, match="sample_rate"):
         features(tone(0.1), 0)
+
+
+def test_corpus_statistics_from_waveforms():
+    waves = [(tone(1.0, 300.0), 16000), (tone(0.5, 900.0, seed=1), 16000)]
+    stats = FeatureStats.from_waveforms(waves)
+    raw = torch.cat([features(w, sr, FeatureConfig(normalize="none")) for w, sr in waves], 1)
+    np.testing.assert_allclose(stats.mean, raw.double().mean(1).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(stats.std, raw.double().std(1, correction=0).numpy(), rtol=1e-4)
+    x = torch.cat([features(w, sr, FeatureConfig(normalize="corpus"), stats) for w, sr in waves], 1)
+    np.testing.assert_allclose(x.mean(1).numpy(), 0, atol=1e-3)

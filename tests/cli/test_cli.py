@@ -185,3 +185,29 @@ def test_export_half(tiny_model, tmp_path):
     r = invoke("export", "--model", tiny_model, "--out", tmp_path / "h.pt")
     assert r.exit_code == 0, r.output
     assert (tmp_path / "h.pt").stat().st_size < tiny_model.stat().st_size
+
+
+def test_profile_rejects_alignments_of_other_audio(small_corpus, tiny_model, tmp_path):
+    from gradnap.corpus.textgrid import Alignment, write_textgrid
+    from gradnap.data import read_corpus
+
+    for utt in read_corpus(small_corpus):
+        write_textgrid(
+            tmp_path / f"{utt.id}.TextGrid", Alignment([], [("sil", 0.0, 4.0)], 4.0)
+        )  # audio lasts 1.5 s
+    r = invoke(
+        "profile",
+        "--model",
+        tiny_model,
+        "--corpus",
+        small_corpus,
+        "--out",
+        tmp_path / "p.nc",
+        "--group-by",
+        "phoneme",
+        "--alignments",
+        tmp_path,
+    )
+    assert r.exit_code == 1
+    assert "ends at 4.000 s but its audio lasts 1.500 s" in r.output
+    assert not (tmp_path / "p.nc").exists()

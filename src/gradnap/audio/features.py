@@ -5,7 +5,7 @@ One function, :func:`features`, is used by training and analysis alike.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 
 import librosa
@@ -65,6 +65,23 @@ class FeatureStats:
 
     mean: np.ndarray
     std: np.ndarray
+
+    @classmethod
+    def from_waveforms(cls, waveforms, config: FeatureConfig | None = None) -> FeatureStats:
+        """Statistics of the un-normalized log-mel frames of ``(waveform, rate)`` pairs,
+        accumulated in float64 in one pass."""
+        raw = replace(config or FeatureConfig(), normalize="none")
+        n, total, squares = 0, 0.0, 0.0
+        for wav, sr in waveforms:
+            x = features(wav, sr, raw).double()
+            n += x.shape[1]
+            total = total + x.sum(1)
+            squares = squares + (x * x).sum(1)
+        if n == 0:
+            raise ValueError("no audio to compute statistics from")
+        mean = total / n
+        std = (squares / n - mean * mean).clamp_min(0).sqrt()
+        return cls(mean.numpy(), std.numpy())
 
 
 EPS = 1e-5

@@ -346,6 +346,50 @@ def profile(
     )
 
 
+@app.command()
+def summary(
+    result: Annotated[Path, typer.Argument(help="Profile result (NetCDF).")],
+) -> None:
+    """Print what a profile result holds: run settings, groups and counts, phone coverage."""
+    import json
+
+    from gradnap.profiling import load_profiles
+
+    try:
+        tree = load_profiles(result)
+    except (FileNotFoundError, OSError, ValueError) as exc:
+        fail(f"{result}: not a readable profile result ({exc})")
+    cfg = json.loads(tree.attrs.get("config", "{}"))
+    console.print(
+        f"{result}: {int(tree['n_events'])} events from {cfg.get('utterances')} "
+        f"utterances, method {cfg.get('method')}, layers {', '.join(tree.children)}"
+    )
+    table = Table(title="groups")
+    for col in ("grouping", "groups", "events", "smallest group"):
+        table.add_column(col, justify="right")
+    groups = [str(g) for g in tree["group"].values]
+    counts = tree["count"].values
+    by = {}
+    for g, n in zip(groups, counts):
+        by.setdefault(g.split(":", 1)[0], []).append((int(n), g))
+    for grouping, items in by.items():
+        small = min(items)
+        table.add_row(
+            grouping, str(len(items)), str(sum(n for n, _ in items)), f"{small[1]} ({small[0]})"
+        )
+    console.print(table)
+    if "phone" in tree.coords:
+        cov = Table(title="phoneme coverage: aligned segments with / without an event")
+        for col in ("phone", "with events", "without", "share without"):
+            cov.add_column(col, justify="right")
+        ds = tree.to_dataset()
+        for p in ds["phone"].values:
+            a = int(ds["segments_with_events"].sel(phone=p))
+            b = int(ds["segments_without_events"].sel(phone=p))
+            cov.add_row(str(p), str(a), str(b), f"{100 * b / max(a + b, 1):.0f} %")
+        console.print(cov)
+
+
 def _read(path, skip_bad, alphabet=None, feature_config=None):
     from gradnap.data import CorpusError, read_corpus
 

@@ -40,41 +40,51 @@ class ProfileAccumulator:
             self.counts_ = torch.cat([self.counts_, torch.zeros(len(new), dtype=torch.long)])
             for per_var in self.sums_.values():
                 for var, s in per_var.items():
-                    pad = torch.zeros(
-                        (len(new),) + tuple(s.shape[1:]), dtype=s.dtype, device=s.device
-                    )
-                    per_var[var] = torch.cat([s, pad])
+                    per_var[var] = _grow(s, len(self.groups_))
             index = {g: i for i, g in enumerate(self.groups_)}
         return [index[n] for n in names]
 
     def update(self, crops: dict[str, Crops], labels: list[list[str]]) -> ProfileAccumulator:
-        """Add a batch of events: aligned crops per layer and each event's group names."""
+        """Add a batch of events: aligned crops per layer and each event's group names.
+
+        The per-group sums of a batch are one float64 matrix product: a (groups + 1) x
+        events membership matrix (its last row all ones, for the all-event total) times the
+        events' flattened crops.
+        """
         n = len(labels)
         pairs = [(e, g) for e, names in enumerate(labels) for g in names]
         events = torch.tensor([p[0] for p in pairs], dtype=torch.long)
         groups = torch.tensor(self._group_index([p[1] for p in pairs]), dtype=torch.long)
-        self.counts_ += torch.bincount(groups, minlength=len(self.groups_)) if len(pairs) else 0
+        if len(pairs):
+            self.counts_ += torch.bincount(groups, minlength=len(self.groups_))
         self.n_events_ += n
+        uniq, inverse = torch.unique(groups, return_inverse=True)
+        membership = torch.zeros(len(uniq) + 1, n, dtype=torch.float64)
+        membership[inverse, events] = 1.0
+        membership[-1] = 1.0
         for layer, c in crops.items():
             keep = self.neurons.get(layer)
+            sums = self.sums_.setdefault(layer, {})
+            totals = self.totals_.setdefault(layer, {})
             for var in VARIABLES:
                 x = getattr(c, var)
                 if keep is not None:
                     x = x[:, keep]
-                x = x.to(torch.float64)
                 if x.shape[0] != n:
                     raise ValueError(f"{layer}: {x.shape[0]} crops for {n} events")
-                totals = self.totals_.setdefault(layer, {})
-                totals[var] = totals.get(var, 0) + x.sum(0)
-                sums = self.sums_.setdefault(layer, {})
+                shape = tuple(x.shape[1:])
+                part = membership.to(x.device) @ x.reshape(n, -1).to(torch.float64)
+                part = part.reshape((len(uniq) + 1,) + shape)
                 if var not in sums:
                     sums[var] = torch.zeros(
-                        (len(self.groups_),) + tuple(x.shape[1:]),
+                        (_capacity(len(self.groups_)),) + shape,
                         dtype=torch.float64,
                         device=x.device,
                     )
-                if len(pairs):
-                    sums[var].index_add_(0, groups.to(x.device), x[events.to(x.device)])
+                    totals[var] = torch.zeros(shape, dtype=torch.float64, device=x.device)
+                sums[var] = _grow(sums[var], len(self.groups_))
+                sums[var][uniq.to(x.device)] += part[:-1]
+                totals[var] += part[-1]
         return self
 
     def merge(self, other: ProfileAccumulator) -> ProfileAccumulator:
@@ -82,18 +92,21 @@ class ProfileAccumulator:
         if set(other.sums_) - set(self.sums_) and self.sums_:
             raise ValueError("accumulators cover different layers")
         idx = torch.tensor(self._group_index(other.groups_), dtype=torch.long)
-        self.counts_.index_add_(0, idx, other.counts_) if len(idx) else None
+        if len(idx):
+            self.counts_.index_add_(0, idx, other.counts_)
         self.n_events_ += other.n_events_
         for layer, per_var in other.sums_.items():
             mine = self.sums_.setdefault(layer, {})
             tot = self.totals_.setdefault(layer, {})
             for var, s in per_var.items():
+                s = s[: len(other.groups_)]
                 if var not in mine:
                     mine[var] = torch.zeros(
-                        (len(self.groups_),) + tuple(s.shape[1:]),
+                        (_capacity(len(self.groups_)),) + tuple(s.shape[1:]),
                         dtype=torch.float64,
                         device=s.device,
                     )
+                mine[var] = _grow(mine[var], len(self.groups_))
                 mine[var].index_add_(0, idx.to(s.device), s.to(mine[var].device))
                 tot[var] = tot.get(var, 0) + other.totals_[layer][var].to(mine[var].device)
         return self
@@ -105,7 +118,21 @@ class ProfileAccumulator:
         counts = self.counts_.to(torch.float64).clamp_min(1)
         out = {}
         for var in VARIABLES:
-            s = self.sums_[layer][var]
+            s = self.sums_[layer][var][: len(self.groups_)]
             out[var] = s / counts.to(s.device)[:, None, None]
             out[f"{var}_all"] = self.totals_[layer][var] / self.n_events_
         return out
+
+
+def _capacity(n: int) -> int:
+    return max(8, 1 << (n - 1).bit_length()) if n else 8
+
+
+def _grow(s: torch.Tensor, n: int) -> torch.Tensor:
+    """``s`` with room for at least ``n`` groups (capacity doubles: few copies)."""
+    if s.shape[0] >= n:
+        return s
+    pad = torch.zeros(
+        (_capacity(n) - s.shape[0],) + tuple(s.shape[1:]), dtype=s.dtype, device=s.device
+    )
+    return torch.cat([s, pad])
