@@ -49,7 +49,8 @@ class ProfileAccumulator:
 
         The per-group sums of a batch are one float64 matrix product: a (groups + 1) x
         events membership matrix (its last row all ones, for the all-event total) times the
-        events' flattened crops.
+        events' flattened crops. Everything is summed in float64, so the order of events,
+        batches and workers changes nothing beyond float64 rounding.
         """
         n = len(labels)
         pairs = [(e, g) for e, names in enumerate(labels) for g in names]
@@ -66,6 +67,7 @@ class ProfileAccumulator:
             keep = self.neurons.get(layer)
             sums = self.sums_.setdefault(layer, {})
             totals = self.totals_.setdefault(layer, {})
+            done = {}
             for var in VARIABLES:
                 x = getattr(c, var)
                 if keep is not None:
@@ -73,8 +75,13 @@ class ProfileAccumulator:
                 if x.shape[0] != n:
                     raise ValueError(f"{layer}: {x.shape[0]} crops for {n} events")
                 shape = tuple(x.shape[1:])
-                part = membership.to(x.device) @ x.reshape(n, -1).to(torch.float64)
-                part = part.reshape((len(uniq) + 1,) + shape)
+                if var == "navai" and c.navai is c.activation and not keep:
+                    part = done["activation"]  # the input's NAvAI crop is its GradNAP crop
+                else:
+                    member = membership.to(x.device)
+                    part = member @ x.reshape(n, -1).to(torch.float64)
+                    part = part.reshape((len(uniq) + 1,) + shape)
+                done[var] = part
                 if var not in sums:
                     sums[var] = torch.zeros(
                         (_capacity(len(self.groups_)),) + shape,

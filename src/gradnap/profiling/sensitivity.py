@@ -37,10 +37,10 @@ class Window:
 
 def gather_window(full: torch.Tensor, start: torch.Tensor, width: int) -> torch.Tensor:
     """``full`` (C, T) at frames ``start[e] + 0..width-1`` -> (E, C, width), zero outside."""
-    idx = start[:, None] + torch.arange(width, device=full.device)
-    valid = (idx >= 0) & (idx < full.shape[1])
-    out = full[:, idx.clamp(0, full.shape[1] - 1)].permute(1, 0, 2)
-    return out * valid[:, None, :].to(full.dtype)
+    t = full.shape[1]
+    padded = F.pad(full, (width, width))  # a window that leaves the utterance reads zeros
+    first = (start + width).clamp(0, t + width)
+    return padded.unfold(1, width, 1)[:, first].permute(1, 0, 2)
 
 
 def _support_start(spec: ModelSpec, layer: str, t: torch.Tensor, t_in: int) -> torch.Tensor:
