@@ -31,6 +31,7 @@ class ProfileAccumulator:
         self.n_events_ = 0
         self.sums_: dict[str, dict[str, torch.Tensor]] = {}
         self.totals_: dict[str, dict[str, torch.Tensor]] = {}
+        self._pending: dict[str, dict] = {}
 
     def _group_index(self, names: list[str]) -> list[int]:
         index = {g: i for i, g in enumerate(self.groups_)}
@@ -45,12 +46,15 @@ class ProfileAccumulator:
         return [index[n] for n in names]
 
     def update(self, crops: dict[str, Crops], labels: list[list[str]]) -> ProfileAccumulator:
-        """Add a batch of events: aligned crops per layer and each event's group names.
+        """Add a batch of events: their crops per layer and each event's group names.
 
-        The per-group sums of a batch are one float64 matrix product: a (groups + 1) x
-        events membership matrix (its last row all ones, for the all-event total) times the
-        events' flattened crops. Everything is summed in float64, so the order of events,
-        batches and workers changes nothing beyond float64 rounding.
+        Per-event crops (gradient, NAP) are summed by one float64 matrix product: a
+        (groups + 1) x events membership matrix (last row all ones, for the all-event
+        total) times the flattened crops. The activation and NAvAI crops are windows of the
+        layer's activation map, so their sums are float64 correlations of that map with
+        per-group counts of the crop positions (:meth:`_add_windows`), never materialized
+        per event. Everything is summed in float64: the order of events, batches and
+        workers changes nothing beyond float64 rounding.
         """
         n = len(labels)
         pairs = [(e, g) for e, names in enumerate(labels) for g in names]
@@ -65,37 +69,81 @@ class ProfileAccumulator:
         membership[-1] = 1.0
         for layer, c in crops.items():
             keep = self.neurons.get(layer)
-            sums = self.sums_.setdefault(layer, {})
-            totals = self.totals_.setdefault(layer, {})
-            done = {}
-            for var in VARIABLES:
+            for var in ("gradient", "nap"):
                 x = getattr(c, var)
                 if keep is not None:
                     x = x[:, keep]
                 if x.shape[0] != n:
                     raise ValueError(f"{layer}: {x.shape[0]} crops for {n} events")
-                shape = tuple(x.shape[1:])
-                if var == "navai" and c.navai is c.activation and not keep:
-                    part = done["activation"]  # the input's NAvAI crop is its GradNAP crop
-                else:
-                    member = membership.to(x.device)
-                    part = member @ x.reshape(n, -1).to(torch.float64)
-                    part = part.reshape((len(uniq) + 1,) + shape)
-                done[var] = part
-                if var not in sums:
-                    sums[var] = torch.zeros(
-                        (_capacity(len(self.groups_)),) + shape,
-                        dtype=torch.float64,
-                        device=x.device,
-                    )
-                    totals[var] = torch.zeros(shape, dtype=torch.float64, device=x.device)
-                sums[var] = _grow(sums[var], len(self.groups_))
-                sums[var][uniq.to(x.device)] += part[:-1]
-                totals[var] += part[-1]
+                part = membership.to(x.device) @ x.reshape(n, -1).to(torch.float64)
+                self._add(layer, var, uniq, part.reshape((len(uniq) + 1,) + tuple(x.shape[1:])))
+            self._pend(layer, c, groups, events, n)
         return self
+
+    def _pend(self, layer, c: Crops, groups, events, n) -> None:
+        """Keep the window starts until the layer's activation map changes (next utterance)
+        or :meth:`flush`: one correlation per utterance, not per batch."""
+        pending = self._pending.get(layer)
+        if pending is not None and pending["full"] is not c.full:
+            self._flush_layer(layer)
+            pending = None
+        if pending is None:
+            pending = self._pending[layer] = {
+                "full": c.full,
+                "width": c.gradient.shape[-1],
+                "first": [],
+                "navai_first": [],
+                "groups": [],
+                "events": [],
+                "n": 0,
+                "same": True,
+            }
+        pending["groups"].append(groups)
+        pending["events"].append(events + pending["n"])
+        pending["first"].append(c.first)
+        pending["navai_first"].append(c.navai_first)
+        pending["same"] &= c.navai_first is c.first
+        pending["n"] += n
+
+    def flush(self) -> ProfileAccumulator:
+        """Sum the pending activation and NAvAI windows (done by means, merge, result)."""
+        for layer in list(self._pending):
+            self._flush_layer(layer)
+        return self
+
+    def _flush_layer(self, layer: str) -> None:
+        p = self._pending.pop(layer)
+        groups, events = torch.cat(p["groups"]), torch.cat(p["events"])
+        uniq, inverse = torch.unique(groups, return_inverse=True)
+        membership = torch.zeros(len(uniq) + 1, p["n"], dtype=torch.float64)
+        membership[inverse, events] = 1.0
+        membership[-1] = 1.0
+        keep = self.neurons.get(layer)
+        full = p["full"] if keep is None else p["full"][keep]
+        first = torch.cat(p["first"])
+        part = _window_sums(full, first, p["width"], membership)
+        self._add(layer, "activation", uniq, part)
+        if not p["same"]:
+            part = _window_sums(full, torch.cat(p["navai_first"]), p["width"], membership)
+        self._add(layer, "navai", uniq, part)
+
+    def _add(self, layer: str, var: str, uniq: torch.Tensor, part: torch.Tensor) -> None:
+        sums = self.sums_.setdefault(layer, {})
+        totals = self.totals_.setdefault(layer, {})
+        shape = tuple(part.shape[1:])
+        if var not in sums:
+            sums[var] = torch.zeros(
+                (_capacity(len(self.groups_)),) + shape, dtype=torch.float64, device=part.device
+            )
+            totals[var] = torch.zeros(shape, dtype=torch.float64, device=part.device)
+        sums[var] = _grow(sums[var], len(self.groups_))
+        sums[var][uniq.to(part.device)] += part[:-1]
+        totals[var] += part[-1]
 
     def merge(self, other: ProfileAccumulator) -> ProfileAccumulator:
         """Add another accumulator's sums and counts into this one (groups matched by name)."""
+        self.flush()
+        other.flush()
         if set(other.sums_) - set(self.sums_) and self.sums_:
             raise ValueError("accumulators cover different layers")
         idx = torch.tensor(self._group_index(other.groups_), dtype=torch.long)
@@ -122,6 +170,7 @@ class ProfileAccumulator:
         """Per-group means ``(groups, C, W)`` and all-event means ``(C, W)`` of a layer."""
         if self.n_events_ == 0:
             raise ValueError("no events were accumulated")
+        self.flush()
         counts = self.counts_.to(torch.float64).clamp_min(1)
         out = {}
         for var in VARIABLES:
@@ -129,6 +178,23 @@ class ProfileAccumulator:
             out[var] = s / counts.to(s.device)[:, None, None]
             out[f"{var}_all"] = self.totals_[layer][var] / self.n_events_
         return out
+
+
+def _window_sums(full, first, width, membership) -> torch.Tensor:
+    """``S[g, :, k] = sum_e M[g, e] * full[:, first[e] + k]`` (zero outside the map), as a
+    correlation of ``full`` with per-group counts of window starts, in float64."""
+    n_frames = full.shape[1]
+    length = n_frames + width + 1  # window starts -width .. n_frames, shifted by width
+    starts = (first + width).clamp(0, length - 1).to(full.device)
+    counts = torch.zeros(membership.shape[0], length, dtype=torch.float64, device=full.device)
+    counts.index_add_(1, starts, membership.to(full.device))
+    padded = torch.nn.functional.pad(full.to(torch.float64), (width, width + 1))
+    out = torch.empty(
+        membership.shape[0], full.shape[0], width, dtype=torch.float64, device=full.device
+    )
+    for k in range(width):  # one (groups x frames) @ (frames x channels) product per offset
+        out[:, :, k] = counts @ padded[:, k : k + length].T
+    return out
 
 
 def _capacity(n: int) -> int:

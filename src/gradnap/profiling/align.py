@@ -24,13 +24,16 @@ from gradnap.profiling.sensitivity import Window, gather_window
 
 @dataclass
 class Crops:
-    """Aligned crops of one layer for E events, each (E, C, width)."""
+    """Aligned crops of one layer for E events, (E, C, width), and where the activation
+    crops start (they are not materialized: their sums are correlations of ``full``)."""
 
-    activation: torch.Tensor  # A (or X) aligned for GradNAP
-    gradient: torch.Tensor  # G aligned with it
-    navai: torch.Tensor  # A aligned on the gradient alone
-    nap: torch.Tensor  # activation sorted along time, descending
+    gradient: torch.Tensor  # G aligned for GradNAP
+    nap: torch.Tensor  # the aligned activation crop sorted along time, descending
     tau: torch.Tensor  # (E,) alignment frame of the layer (GradNAP)
+    first: torch.Tensor  # (E,) first frame of the GradNAP crop (tau - width // 2)
+    navai_first: torch.Tensor  # (E,) first frame of the NAvAI crop
+    full: torch.Tensor  # (C, T_l) the layer's activation (or X): the activation and NAvAI
+    #                     crops are windows of it, summed per utterance (accumulate.py)
 
 
 def offsets(width: int) -> torch.Tensor:
@@ -56,11 +59,7 @@ def align(full: torch.Tensor, grad: Window, width: int, is_input: bool) -> Crops
     score = g_abs if is_input else (a_win * grad.values).abs().sum(1)
     tau = grad.start + score.argmax(1)
     first = tau - width // 2
-    activation = gather_window(full, first, width)
     gradient = _gather_own(grad.values, first - grad.start, width)
-    if is_input:
-        navai = activation
-    else:
-        navai = gather_window(full, grad.start + g_abs.argmax(1) - width // 2, width)
-    nap = activation.sort(dim=-1, descending=True).values
-    return Crops(activation, gradient, navai, nap, tau)
+    navai_first = first if is_input else grad.start + g_abs.argmax(1) - width // 2
+    nap = gather_window(full, first, width).sort(dim=-1, descending=True).values
+    return Crops(gradient, nap, tau, first, navai_first, full)

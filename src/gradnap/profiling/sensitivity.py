@@ -38,9 +38,12 @@ class Window:
 def gather_window(full: torch.Tensor, start: torch.Tensor, width: int) -> torch.Tensor:
     """``full`` (C, T) at frames ``start[e] + 0..width-1`` -> (E, C, width), zero outside."""
     t = full.shape[1]
-    padded = F.pad(full, (width, width))  # a window that leaves the utterance reads zeros
-    first = (start + width).clamp(0, t + width)
-    return padded.unfold(1, width, 1)[:, first].permute(1, 0, 2)
+    if len(start) == 0:
+        return full.new_zeros(0, full.shape[0], width)
+    lo, hi = int(start.min()), int(start.max()) + width
+    left, right = max(0, -lo), max(0, hi - t)
+    padded = F.pad(full, (left, right)) if left or right else full  # zeros outside
+    return padded.unfold(1, width, 1)[:, start + left].permute(1, 0, 2)
 
 
 def _support_start(spec: ModelSpec, layer: str, t: torch.Tensor, t_in: int) -> torch.Tensor:
