@@ -134,7 +134,7 @@ class Profiler:
             "generic": sensitivity.generic,
             "reference": sensitivity.reference,
         }[self.path_]
-        for chunk in torch.split(events, self.batch_events):
+        for chunk in torch.split(events, self.batch_events) if len(events) else ():
             c = pred[chunk]
             kwargs = {"record": record} if self.path_ == "fast" else {}
             windows = compute(spec, x, chunk, c, self.layers, **kwargs)
