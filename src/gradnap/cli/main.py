@@ -261,135 +261,6 @@ def export(
     console.print(f"model: {out} ({out.stat().st_size / 1e6:.1f} MB)")
 
 
-@app.command()
-def profile(
-    out: Annotated[Path, typer.Option(help="Result file (NetCDF) to write.")],
-    corpus: Annotated[
-        Path | None, typer.Option(help="Corpus folder (default: the bundled evaluation corpus).")
-    ] = None,
-    model: Annotated[
-        Path | None, typer.Option(help="Model file (default: the bundled model).")
-    ] = None,
-    layers: Annotated[
-        str | None, typer.Option(help="Comma-separated layers (default: all).")
-    ] = None,
-    group_by: Annotated[
-        str,
-        typer.Option(
-            help="Comma-separated groupings: grapheme, phoneme, word, speaker, target, correct."
-        ),
-    ] = "grapheme",
-    alignments: Annotated[
-        Path | None, typer.Option(help="Folder of TextGrids (default: beside the audio).")
-    ] = None,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    limit: Annotated[int | None, typer.Option(help="Profile only the first N utterances.")] = None,
-    method: Annotated[str, typer.Option(help="auto, fast, generic or reference.")] = "auto",
-    crop_width: Annotated[
-        str, typer.Option(help="support, receptive_field or a number of frames.")
-    ] = "support",
-    batch_events: Annotated[int, typer.Option(help="Events per batch.")] = 128,
-    include_blank: Annotated[bool, typer.Option(help="Blank frames are events too.")] = False,
-    skip_bad: Annotated[bool, typer.Option(help="Leave out bad utterances (listed).")] = False,
-) -> None:
-    """Compute GradNAP, NAvAI and NAP profiles of a model over a corpus."""
-    from gradnap.corpus.textgrid import AlignmentError, find_alignment
-    from gradnap.models.checkpoint import CheckpointError, load
-    from gradnap.profiling import profiles, save_profiles
-    from gradnap.profiling.spec import ModelSpec
-
-    try:
-        net = load(model)
-    except (CheckpointError, FileNotFoundError) as exc:
-        fail(str(exc))
-    spec = ModelSpec.from_wav2letter(net)
-    groups = [g.strip() for g in group_by.split(",") if g.strip()]
-    chosen = [n.strip() for n in layers.split(",")] if layers else None
-    width = int(crop_width) if crop_width.isdigit() else crop_width
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            fail("--device cuda: no CUDA device is available here")
-    if corpus is None:
-        from gradnap.models.checkpoint import DEFAULT_CORPUS as corpus
-    data = _read(corpus, skip_bad, net.alphabet, net.feature_config)
-    try:
-        spec.check_layers(chosen)
-        if any(g in ("phoneme", "word") for g in groups):
-            find_alignment(data[0], alignments, data.root)
-        tree = profiles(
-            spec,
-            data,
-            chosen,
-            groups,
-            device,
-            alignments,
-            method,
-            width,
-            limit,
-            batch_events,
-            include_blank,
-        )
-    except AlignmentError as exc:
-        fail(
-            f"{exc}\n(groupings phoneme and word need TextGrids: pass --alignments DIR, or "
-            "make them with 'gradnap align')"
-        )
-    except (KeyError, ValueError) as exc:
-        fail(str(exc).strip("'\""))
-    save_profiles(tree, out)
-    ev = int(tree["n_events"])
-    console.print(
-        f"profiles: {out} ({ev} events, {len(tree['group'])} groups, "
-        f"layers {', '.join(tree.children)})"
-    )
-
-
-@app.command()
-def summary(
-    result: Annotated[Path, typer.Argument(help="Profile result (NetCDF).")],
-) -> None:
-    """Print what a profile result holds: run settings, groups and counts, phone coverage."""
-    import json
-
-    from gradnap.profiling import load_profiles
-
-    try:
-        tree = load_profiles(result)
-    except (FileNotFoundError, OSError, ValueError) as exc:
-        fail(f"{result}: not a readable profile result ({exc})")
-    cfg = json.loads(tree.attrs.get("config", "{}"))
-    console.print(
-        f"{result}: {int(tree['n_events'])} events from {cfg.get('utterances')} "
-        f"utterances, method {cfg.get('method')}, layers {', '.join(tree.children)}"
-    )
-    table = Table(title="groups")
-    for col in ("grouping", "groups", "events", "smallest group"):
-        table.add_column(col, justify="right")
-    groups = [str(g) for g in tree["group"].values]
-    counts = tree["count"].values
-    by = {}
-    for g, n in zip(groups, counts):
-        by.setdefault(g.split(":", 1)[0], []).append((int(n), g))
-    for grouping, items in by.items():
-        small = min(items)
-        table.add_row(
-            grouping, str(len(items)), str(sum(n for n, _ in items)), f"{small[1]} ({small[0]})"
-        )
-    console.print(table)
-    if "phone" in tree.coords:
-        cov = Table(title="phoneme coverage: aligned segments with / without an event")
-        for col in ("phone", "with events", "without", "share without"):
-            cov.add_column(col, justify="right")
-        ds = tree.to_dataset()
-        for p in ds["phone"].values:
-            a = int(ds["segments_with_events"].sel(phone=p))
-            b = int(ds["segments_without_events"].sel(phone=p))
-            cov.add_row(str(p), str(a), str(b), f"{100 * b / max(a + b, 1):.0f} %")
-        console.print(cov)
-
-
 def _read(path, skip_bad, alphabet=None, feature_config=None):
     from gradnap.data import CorpusError, read_corpus
 
@@ -409,6 +280,9 @@ def _train_dev(corpus: Path, dev: Path | None, skip_bad: bool):
         return _read(corpus / "train", skip_bad), _read(corpus / "dev", skip_bad)
     return _read(corpus, skip_bad).split(0.1)
 
+
+# the profiling commands live in their own module; importing it registers them
+from gradnap.cli import profiling as _profiling  # noqa: E402, F401
 
 if __name__ == "__main__":
     app()

@@ -64,3 +64,30 @@ def finish_tiers(phones: list[Interval], duration: float, uid: str, slack: float
 
 def clip_words(words: list[Interval], duration: float) -> list[Interval]:
     return [(w, s, min(e, duration)) for w, s, e in words if s < duration and e > s]
+
+
+def radio_phones(ends: list[tuple[str, float]]) -> list[Interval]:
+    """festival/flite ``(label, end)`` pairs (each phone starts where the last ended) as
+    ARPAbet intervals."""
+    from gradnap.corpus.phones import map_radio, split_interval
+
+    phones, start = [], 0.0
+    for label, end in ends:
+        phones += split_interval(start, end, map_radio(label))
+        start = end
+    return phones
+
+
+def spoken(uid: str, audio: np.ndarray, sr: int, phones: list[Interval], words) -> Spoken:
+    """Resample to 16 kHz and fit the tiers to the audio's duration."""
+    if sr != 16000:
+        import librosa
+
+        audio = librosa.resample(np.asarray(audio, np.float32), orig_sr=sr, target_sr=16000)
+    duration = len(audio) / 16000
+    return Spoken(
+        uid,
+        np.asarray(audio, np.float32),
+        finish_tiers(phones, duration, uid),
+        clip_words(words, duration),
+    )

@@ -12,10 +12,9 @@ import re
 import subprocess
 from pathlib import Path
 
-import librosa
 import numpy as np
 
-from gradnap.corpus.engines import EngineError, Job, Spoken, clip_words, finish_tiers
+from gradnap.corpus.engines import EngineError, Job, Spoken, spoken
 from gradnap.corpus.phones import ESPEAK_MERGE, map_espeak, split_interval
 
 EV_WORD, EV_END, EV_PHONEME, EV_MSG_TERMINATED = 1, 5, 7, 6
@@ -112,16 +111,7 @@ def synthesize(voice: str, jobs: list[Job], workdir: Path) -> list[Spoken]:
         total = len(audio)
         phones = _phones(events, total, sr)
         words = _words(events, phones, job.text, total, sr)
-        audio16 = librosa.resample(audio, orig_sr=sr, target_sr=16000)
-        duration = len(audio16) / 16000
-        out.append(
-            Spoken(
-                job.uid,
-                audio16.astype(np.float32),
-                finish_tiers(phones, duration, job.uid),
-                clip_words(words, duration),
-            )
-        )
+        out.append(spoken(job.uid, audio, sr, phones, words))
     return out
 
 

@@ -6,12 +6,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import librosa
-import numpy as np
 import soundfile as sf
 
-from gradnap.corpus.engines import EngineError, Job, Spoken, clip_words, finish_tiers
-from gradnap.corpus.phones import map_radio, split_interval
+from gradnap.corpus.engines import EngineError, Job, Spoken, radio_phones, spoken
 
 SCHEME = """
 (define (dump-utt text wavfile segfile wordfile)
@@ -60,24 +57,10 @@ def synthesize(voice: str, jobs: list[Job], workdir: Path) -> list[Spoken]:
         if not wav.exists():
             raise EngineError(f"festival {voice} failed on {job.uid}: {done.stderr[-500:]}")
         audio, sr = sf.read(wav, dtype="float32")
-        if sr != 16000:
-            audio = librosa.resample(audio, orig_sr=sr, target_sr=16000)
-        duration = len(audio) / 16000
-        phones, start = [], 0.0
-        for line in (workdir / f"{i}.seg").read_text().split("\n"):
-            if line.strip():
-                label, end = line.split()
-                phones += split_interval(start, float(end), map_radio(label))
-                start = float(end)
+        seg = (workdir / f"{i}.seg").read_text().split("\n")
+        ends = [(ln.split()[0], float(ln.split()[1])) for ln in seg if ln.strip()]
         words = _words((workdir / f"{i}.words").read_text())
-        out.append(
-            Spoken(
-                job.uid,
-                np.asarray(audio, np.float32),
-                finish_tiers(phones, duration, job.uid),
-                clip_words(words, duration),
-            )
-        )
+        out.append(spoken(job.uid, audio, sr, radio_phones(ends), words))
     return out
 
 

@@ -11,12 +11,10 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 
-import librosa
-import numpy as np
 import soundfile as sf
 
-from gradnap.corpus.engines import EngineError, Job, Spoken, clip_words, finish_tiers
-from gradnap.corpus.phones import map_radio, split_interval
+from gradnap.corpus.engines import EngineError, Job, Spoken, radio_phones, spoken
+from gradnap.corpus.phones import map_radio
 
 
 def version() -> str:
@@ -76,23 +74,11 @@ def synthesize(voice: str, jobs: list[Job], workdir: Path) -> list[Spoken]:
         if done.returncode != 0 or not wav.exists():
             raise EngineError(f"flite {voice} failed on {job.uid}: {done.stderr[-500:]}")
         audio, sr = sf.read(wav, dtype="float32")
-        if sr != 16000:
-            audio = librosa.resample(audio, orig_sr=sr, target_sr=16000)
-        duration = len(audio) / 16000
-        phones, start = [], 0.0
-        for token in done.stdout.split():
-            label, end = token.rsplit(":", 1)
-            phones += split_interval(start, float(end), map_radio(label))
-            start = float(end)
-        words = _share_out(voice, job, phones)
-        out.append(
-            Spoken(
-                job.uid,
-                np.asarray(audio, np.float32),
-                finish_tiers(phones, duration, job.uid),
-                clip_words(words, duration),
-            )
-        )
+        ends = [
+            (tok.rsplit(":", 1)[0], float(tok.rsplit(":", 1)[1])) for tok in done.stdout.split()
+        ]
+        phones = radio_phones(ends)
+        out.append(spoken(job.uid, audio, sr, phones, _share_out(voice, job, phones)))
     return out
 
 
