@@ -70,3 +70,11 @@ def test_ctc_forced_alignment():
     assert ctc_forced_alignment(lp, [2]).count(2) >= 1
     with pytest.raises(ValueError, match="too few"):
         ctc_forced_alignment(lp[:2], [1, 1, 1])
+
+
+def test_sort_descending_matches_torch():
+    from gradnap.profiling.align import sort_descending
+
+    x = torch.randn(5, 7, 33)
+    x[0, 0, :5] = 0.0
+    assert torch.equal(sort_descending(x), x.sort(dim=-1, descending=True).values)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from gradnap.profiling.sensitivity import Window, gather_window
@@ -41,6 +42,14 @@ def offsets(width: int) -> torch.Tensor:
     return torch.arange(-(width // 2), width - width // 2)
 
 
+def sort_descending(x: torch.Tensor) -> torch.Tensor:
+    """``x`` sorted along its last axis, largest first. On the CPU numpy's vectorized sort
+    (about 4x torch's here) gives the same values."""
+    if x.device.type != "cpu" or x.requires_grad:
+        return x.sort(dim=-1, descending=True).values
+    return torch.from_numpy(-np.sort(-x.numpy(), axis=-1))
+
+
 def _gather_own(values: torch.Tensor, rel: torch.Tensor, width: int) -> torch.Tensor:
     """Each event's own window ``values[e]`` at ``rel[e] + 0..width-1``, zero outside."""
     idx = rel[:, None] + torch.arange(width, device=values.device)
@@ -61,5 +70,5 @@ def align(full: torch.Tensor, grad: Window, width: int, is_input: bool) -> Crops
     first = tau - width // 2
     gradient = _gather_own(grad.values, first - grad.start, width)
     navai_first = first if is_input else grad.start + g_abs.argmax(1) - width // 2
-    nap = gather_window(full, first, width).sort(dim=-1, descending=True).values
+    nap = sort_descending(gather_window(full, first, width))
     return Crops(gradient, nap, tau, first, navai_first, full)

@@ -143,6 +143,7 @@ class Profiler:
                 for name in self.layers
             }
             self.acc_.update(crops, [per_frame[t] for t in chunk.tolist()])
+        self.acc_.flush()  # this utterance's activation-window sums
         self.utterances_ += 1
         return len(events)
 
