@@ -18,13 +18,12 @@ class ProfileAccumulator:
 
     Parameters are only stored by the constructor; the learned state ends in ``_``.
 
-    >>> acc = ProfileAccumulator({"conv1": (250, 74)})
+    >>> acc = ProfileAccumulator()
     >>> acc.update({"conv1": crops}, [["grapheme:a", "phoneme:AE"], ...])  # doctest: +SKIP
     >>> acc.merge(other); acc.counts_  # doctest: +SKIP
     """
 
-    def __init__(self, shapes: dict[str, tuple[int, int]], neurons: dict | None = None):
-        self.shapes = shapes  # layer -> (channels kept, crop width)
+    def __init__(self, neurons: dict | None = None):
         self.neurons = neurons or {}  # layer -> channel indices to keep (optional)
         self.groups_: list[str] = []
         self.counts_ = torch.zeros(0, dtype=torch.long)

@@ -71,7 +71,7 @@ class Profiler:
         if self.path_ == "fast" and spec.stack is None:
             raise ValueError("method 'fast' needs a stack of Conv1d layers (ModelSpec.stack)")
         self.widths_ = {name: self._width(name) for name in self.layers}
-        self.acc_ = ProfileAccumulator({}, self.neurons)
+        self.acc_ = ProfileAccumulator(self.neurons)
         self.coverage_: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         self.utterances_ = 0
         self.spec.model.to(self.device).eval()

@@ -54,14 +54,19 @@ def _support_start(spec: ModelSpec, layer: str, t: torch.Tensor, t_in: int) -> t
     )
 
 
+def _forward(spec: ModelSpec, x: torch.Tensor, layers: list[str]):
+    """The model's forward on ``x`` (requires grad): logits and the tensors of ``layers``."""
+    logits, acts = spec.forward_with_activations(x)
+    return logits, [x if n == "input" else acts[n] for n in layers]
+
+
 def reference(
     spec: ModelSpec, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor, layers: list[str]
 ) -> dict[str, Window]:
     """One autograd backward per event (the oracle)."""
     x = x.detach().clone().requires_grad_(True)
     with torch.enable_grad():
-        logits, acts = spec.forward_with_activations(x)
-        tensors = [x if n == "input" else acts[n] for n in layers]
+        logits, tensors = _forward(spec, x, layers)
         full = {n: [] for n in layers}
         for tt, cc in zip(t.tolist(), c.tolist()):
             grads = torch.autograd.grad(
@@ -78,8 +83,7 @@ def generic(
     """Batched autograd for any model: one vector-Jacobian product per event, vectorized."""
     x = x.detach().clone().requires_grad_(True)
     with torch.enable_grad():
-        logits, acts = spec.forward_with_activations(x)
-        tensors = [x if n == "input" else acts[n] for n in layers]
+        logits, tensors = _forward(spec, x, layers)
         onehots = torch.zeros((len(t),) + tuple(logits.shape), device=x.device, dtype=logits.dtype)
         onehots[torch.arange(len(t)), 0, c, t] = 1
         grads = torch.autograd.grad(
