@@ -4,7 +4,7 @@
 # Called by `make setup`, `make demo` and `make test`; safe to run again.
 set -euo pipefail
 venv="${1:-.venv}"
-system_packages=(espeak-ng libespeak-ng1 festival festlex-cmu festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts flite wordnet-base)
+system_packages=(espeak-ng libespeak-ng1 festival festlex-cmu festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts flite wordnet-base chromium chromium-driver)
 
 missing=()
 for pkg in "${system_packages[@]}"; do
@@ -18,7 +18,7 @@ if ((${#missing[@]})); then
     else
         echo "setup: WARNING: missing system packages: ${missing[*]}" >&2
         echo "setup: install them as root with: apt-get install -y ${missing[*]}" >&2
-        echo "setup: (the speech synthesis in 'make demo' needs them; the tests that do are skipped)" >&2
+        echo "setup: (speech synthesis needs the voices, the report test Chromium; tests that need them are skipped)" >&2
     fi
 fi
 

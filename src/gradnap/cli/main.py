@@ -110,8 +110,15 @@ def train(
     spec_augment: Annotated[bool, typer.Option(help="SpecAugment time/frequency masking.")] = False,
     lr_schedule: Annotated[str, typer.Option(help="constant, or cosine decay to 0.")] = "constant",
     skip_bad: Annotated[bool, typer.Option(help="Leave out bad utterances (listed).")] = False,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    amp: Annotated[
+        bool, typer.Option(help="Mixed precision (bfloat16 on CPU, float16 on CUDA).")
+    ] = False,
 ) -> None:
-    """Train a Wav2Letter with CTC on a corpus; checkpoints are written atomically."""
+    """Train a Wav2Letter with CTC on a corpus; checkpoints are written atomically.
+
+    Under torchrun (torchrun --nproc-per-node N -m gradnap train ...) the model is trained
+    with DistributedDataParallel, each process taking its part of every batch."""
     from gradnap.models.checkpoint import CheckpointError
     from gradnap.train import TrainConfig
     from gradnap.train import train as run_train
@@ -130,9 +137,17 @@ def train(
         seed=seed,
         checkpoint_every=checkpoint_every,
         max_steps=max_steps,
+        spec_augment=spec_augment,
+        lr_schedule=lr_schedule,
+        amp=amp,
     )
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            fail("--device cuda: no CUDA device is available here")
     try:
-        run_train(train_set, dev_set, out, cfg, resume=resume, log=console.print)
+        run_train(train_set, dev_set, out, cfg, resume=resume, log=console.print, device=device)
     except (CheckpointError, FileExistsError, KeyError) as exc:
         fail(str(exc).strip("'\""))
     console.print(f"checkpoint: {out}")
@@ -282,6 +297,7 @@ def _train_dev(corpus: Path, dev: Path | None, skip_bad: bool):
 
 
 # the profiling commands live in their own module; importing it registers them
+from gradnap.cli import analysis as _analysis  # noqa: E402, F401
 from gradnap.cli import profiling as _profiling  # noqa: E402, F401
 
 if __name__ == "__main__":

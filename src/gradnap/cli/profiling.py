@@ -41,8 +41,18 @@ def profile(
     batch_events: Annotated[int, typer.Option(help="Events per batch.")] = 128,
     include_blank: Annotated[bool, typer.Option(help="Blank frames are events too.")] = False,
     skip_bad: Annotated[bool, typer.Option(help="Leave out bad utterances (listed).")] = False,
+    resume: Annotated[
+        bool, typer.Option(help="Continue a killed run from OUT.partial (same settings).")
+    ] = False,
+    checkpoint_every: Annotated[
+        int, typer.Option(help="Utterances between partial checkpoints (0: none).")
+    ] = 25,
+    workers: Annotated[int, typer.Option(help="Feature-extraction worker processes.")] = 0,
 ) -> None:
-    """Compute GradNAP, NAvAI and NAP profiles of a model over a corpus."""
+    """Compute GradNAP, NAvAI and NAP profiles of a model over a corpus.
+
+    Under torchrun (torchrun --nproc-per-node N -m gradnap profile ...) each process
+    profiles its own shard of the corpus; rank 0 writes the result."""
     from gradnap.corpus.textgrid import AlignmentError, find_alignment
     from gradnap.models.checkpoint import CheckpointError, load
     from gradnap.profiling import profiles, save_profiles
@@ -64,6 +74,7 @@ def profile(
     if corpus is None:
         from gradnap.models.checkpoint import DEFAULT_CORPUS as corpus
     data = _read(corpus, skip_bad, net.alphabet, net.feature_config)
+    partial = out.with_name(out.name + ".partial")
     try:
         spec.check_layers(chosen)
         if any(g in ("phoneme", "word") for g in groups):
@@ -80,20 +91,52 @@ def profile(
             limit,
             batch_events,
             include_blank,
+            checkpoint=partial if checkpoint_every else None,
+            checkpoint_every=checkpoint_every,
+            resume=resume,
+            workers=workers,
         )
     except AlignmentError as exc:
         fail(
             f"{exc}\n(groupings phoneme and word need TextGrids: pass --alignments DIR, or "
             "make them with 'gradnap align')"
         )
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, FileExistsError) as exc:
         fail(str(exc).strip("'\""))
+    from gradnap.profiling import distributed
+
+    rank, world = distributed.rank_and_world()
+    if tree is None:  # not rank 0: rank 0 writes the result
+        _finish(partial, rank, world)
+        return
+    import json
+
+    from gradnap.models.checkpoint import DEFAULT_MODEL
+
+    cfg = json.loads(tree.attrs["config"])
+    cfg["model_path"] = str(Path(model or DEFAULT_MODEL).resolve())
+    tree.attrs["config"] = json.dumps(cfg, default=str)
     save_profiles(tree, out)
+    _finish(partial, rank, world)
     ev = int(tree["n_events"])
     console.print(
         f"profiles: {out} ({ev} events, {len(tree['group'])} groups, "
         f"layers {', '.join(tree.children)})"
     )
+
+
+def _finish(partial: Path, rank: int, world: int) -> None:
+    """Once the result is written, the partial checkpoints go (each rank its own)."""
+    from gradnap.profiling.driver import partial_path
+
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+        partial_path(partial, rank, world).unlink(missing_ok=True)
+        dist.destroy_process_group()
+    else:
+        partial.unlink(missing_ok=True)
 
 
 @app.command()

@@ -165,6 +165,28 @@ class ProfileAccumulator:
                 tot[var] = tot.get(var, 0) + other.totals_[layer][var].to(mine[var].device)
         return self
 
+    def state_dict(self) -> dict:
+        """Everything accumulated so far (CPU tensors), for checkpoints and reduction."""
+        self.flush()
+        n = len(self.groups_)
+        return {
+            "groups": list(self.groups_),
+            "counts": self.counts_.clone(),
+            "n_events": self.n_events_,
+            "sums": {k: {v: t[:n].cpu() for v, t in d.items()} for k, d in self.sums_.items()},
+            "totals": {k: {v: t.cpu() for v, t in d.items()} for k, d in self.totals_.items()},
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: dict, neurons: dict | None = None) -> ProfileAccumulator:
+        acc = cls(neurons)
+        acc.groups_ = list(state["groups"])
+        acc.counts_ = state["counts"].clone()
+        acc.n_events_ = int(state["n_events"])
+        acc.sums_ = {k: {v: t.clone() for v, t in d.items()} for k, d in state["sums"].items()}
+        acc.totals_ = {k: {v: t.clone() for v, t in d.items()} for k, d in state["totals"].items()}
+        return acc
+
     def means(self, layer: str) -> dict[str, torch.Tensor]:
         """Per-group means ``(groups, C, W)`` and all-event means ``(C, W)`` of a layer."""
         if self.n_events_ == 0:

@@ -18,7 +18,7 @@ import pandas as pd
 import xarray as xr
 
 from gradnap.profiling import method
-from gradnap.profiling.accumulate import ProfileAccumulator
+from gradnap.profiling.accumulate import VARIABLES, ProfileAccumulator
 from gradnap.profiling.align import offsets
 
 
@@ -27,12 +27,18 @@ def build_tree(
     layer_info: dict[str, dict],
     config: dict,
     coverage: dict[str, list[int]] | None = None,
+    halves: tuple[ProfileAccumulator, ProfileAccumulator] | None = None,
 ) -> xr.DataTree:
     """Turn accumulated sums into profiles. ``layer_info[layer]`` gives ``frame_ms`` (ms
     per frame of the layer) and optionally ``frequency`` (Hz per neuron, for the input)
-    and ``neurons`` (the kept neuron indices)."""
-    groups = list(acc.groups_)
-    counts = acc.counts_.numpy()
+    and ``neurons`` (the kept neuron indices). With ``halves`` (the same sums split by
+    utterance into two disjoint halves), each layer also gets ``split_half_r``: per group,
+    the Pearson correlation of the two halves' GradNAPs (NaN where a half lacks the group
+    or a profile is constant)."""
+    # groups in sorted order: the same result whatever order (or process) saw them first
+    order = sorted(range(len(acc.groups_)), key=acc.groups_.__getitem__)
+    groups = [acc.groups_[i] for i in order]
+    counts = acc.counts_.numpy()[order]
     root = xr.Dataset(coords={"group": groups})
     root["count"] = ("group", counts, {"long_name": "events per group"})
     root["n_events"] = ((), acc.n_events_, {"long_name": "events in the run"})
@@ -45,7 +51,10 @@ def build_tree(
     root.attrs["title"] = "GradNAP profiles (gradnap)"
     children = {}
     for layer, info in layer_info.items():
-        m = {k: v.detach().cpu() for k, v in acc.means(layer).items()}
+        m = {
+            k: v.detach().cpu()[order] if k in VARIABLES else v.detach().cpu()
+            for k, v in acc.means(layer).items()
+        }
         n_neurons, width = m["activation"].shape[1:]
         off = offsets(width).numpy()
         neuron = np.asarray(info.get("neurons", np.arange(n_neurons)))
@@ -78,11 +87,36 @@ def build_tree(
             },
             coords=coords,
         )
+        if halves is not None:
+            ds["split_half_r"] = (
+                "group",
+                _split_half(halves, layer, groups),
+                {"long_name": "split-half correlation of the GradNAP (two halves of the data)"},
+            )
         ds["offset"].attrs.update(units="frames", long_name="frames from the alignment point")
         ds["rank"].attrs["long_name"] = "rank after sorting along time (descending)"
         ds.attrs["frame_ms"] = info["frame_ms"]
         children[layer] = ds
     return xr.DataTree.from_dict({"/": root, **{f"/{k}": v for k, v in children.items()}})
+
+
+def _split_half(halves, layer: str, groups: list[str]) -> np.ndarray:
+    """Per group: Pearson r between the GradNAPs of two disjoint halves of the utterances."""
+    profiles = []
+    for half in halves:
+        if half.n_events_ == 0:
+            return np.full(len(groups), np.nan)
+        m = half.means(layer)
+        g = method.gradnap(m["activation"], m["activation_all"], m["gradient"])
+        g = g.reshape(g.shape[0], -1).detach().cpu().numpy()
+        index = {name: i for i, name in enumerate(half.groups_)}
+        counts = half.counts_.numpy()
+        profiles.append([g[index[n]] if n in index and counts[index[n]] else None for n in groups])
+    out = np.full(len(groups), np.nan)
+    for i, (a, b) in enumerate(zip(*profiles)):
+        if a is not None and b is not None and a.std() > 0 and b.std() > 0:
+            out[i] = np.corrcoef(a, b)[0, 1]
+    return out
 
 
 def save_profiles(tree: xr.DataTree, path: str | Path) -> Path:

@@ -1,17 +1,13 @@
-"""Profiling a model over utterances: :class:`Profiler` (streaming) and :func:`profiles`."""
+"""Profiling a model one utterance at a time: :class:`Profiler` (streaming, mergeable)."""
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
-from pathlib import Path
 
 import torch
 import xarray as xr
-from tqdm.auto import tqdm
 
 from gradnap._version import __version__
-from gradnap.audio.features import features
 from gradnap.profiling import sensitivity
 from gradnap.profiling.accumulate import ProfileAccumulator
 from gradnap.profiling.align import align
@@ -71,7 +67,9 @@ class Profiler:
         if self.path_ == "fast" and spec.stack is None:
             raise ValueError("method 'fast' needs a stack of Conv1d layers (ModelSpec.stack)")
         self.widths_ = {name: self._width(name) for name in self.layers}
-        self.acc_ = ProfileAccumulator(self.neurons)
+        # two accumulators, one per half of the utterances (split-half reliability);
+        # the profiles are their sum
+        self.halves_ = (ProfileAccumulator(self.neurons), ProfileAccumulator(self.neurons))
         self.coverage_: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         self.utterances_ = 0
         self.spec.model.to(self.device).eval()
@@ -94,6 +92,11 @@ class Profiler:
             return -(-g.receptive_field(top) // g.stride(layer))
         raise ValueError(f"crop_width must be 'support', 'receptive_field' or an int, not {w!r}")
 
+    @property
+    def acc_(self) -> ProfileAccumulator:
+        """Both halves' sums together (a new accumulator)."""
+        return ProfileAccumulator(self.neurons).merge(self.halves_[0]).merge(self.halves_[1])
+
     def update(
         self,
         x: torch.Tensor,
@@ -101,10 +104,17 @@ class Profiler:
         alignment=None,
         transcript: str | None = None,
         frames=None,
+        classes=None,
+        index: int | None = None,
     ) -> int:
         """Profile one utterance's features ``(F, T)``; returns its number of events.
 
-        ``frames`` (optional) restricts the events to these output frames.
+        ``frames`` (optional) restricts the events to these output frames. ``classes``
+        (optional, one class per output frame) replaces the model's own argmax for the
+        events, their class c and grapheme labels (the sanity check keeps a trained
+        model's events this way). ``index`` (the utterance's position in the corpus, for
+        the split-half reliability: even and odd go to different halves) defaults to the
+        number of utterances seen so far.
         """
         spec = self.spec
         x = x.to(self.device, torch.float32)
@@ -120,6 +130,10 @@ class Profiler:
         logits = full[spec.layer_names[-1]]
         pred = logits.argmax(0)
         n_out = logits.shape[1]
+        if classes is not None:
+            pred = torch.as_tensor(classes, dtype=torch.long, device=pred.device)
+            if pred.shape != (n_out,):
+                raise ValueError(f"classes: {tuple(pred.shape)} for {n_out} output frames")
         per_frame = self._frame_groups(pred, logits, n_out, speaker, alignment, transcript)
         keep = torch.ones_like(pred, dtype=torch.bool) if self.include_blank else pred != spec.blank
         if frames is not None:
@@ -134,6 +148,7 @@ class Profiler:
             "generic": sensitivity.generic,
             "reference": sensitivity.reference,
         }[self.path_]
+        acc = self.halves_[(self.utterances_ if index is None else index) % 2]
         for chunk in torch.split(events, self.batch_events) if len(events) else ():
             c = pred[chunk]
             kwargs = {"record": record} if self.path_ == "fast" else {}
@@ -142,8 +157,8 @@ class Profiler:
                 name: align(full[name], windows[name], self.widths_[name], name == "input")
                 for name in self.layers
             }
-            self.acc_.update(crops, [per_frame[t] for t in chunk.tolist()])
-        self.acc_.flush()  # this utterance's activation-window sums
+            acc.update(crops, [per_frame[t] for t in chunk.tolist()])
+        acc.flush()  # this utterance's activation-window sums
         self.utterances_ += 1
         return len(events)
 
@@ -188,11 +203,30 @@ class Profiler:
             self.coverage_[label][0 if hit else 1] += 1
 
     def merge(self, other: Profiler) -> Profiler:
-        self.acc_.merge(other.acc_)
+        for mine, theirs in zip(self.halves_, other.halves_):
+            mine.merge(theirs)
         for k, (a, b) in other.coverage_.items():
             self.coverage_[k][0] += a
             self.coverage_[k][1] += b
         self.utterances_ += other.utterances_
+        return self
+
+    def state_dict(self) -> dict:
+        """The sums so far (both halves), coverage and utterance count (for checkpoints)."""
+        return {
+            "halves": [h.state_dict() for h in self.halves_],
+            "coverage": dict(self.coverage_),
+            "utterances": self.utterances_,
+        }
+
+    def load_state_dict(self, state: dict) -> Profiler:
+        self.halves_ = tuple(
+            ProfileAccumulator.from_state_dict(h, self.neurons) for h in state["halves"]
+        )
+        self.coverage_.clear()
+        for k, v in state["coverage"].items():
+            self.coverage_[k] = list(v)
+        self.utterances_ = int(state["utterances"])
         return self
 
     def config(self) -> dict:
@@ -211,7 +245,7 @@ class Profiler:
             "sensitivity_from": "logit",
             "blank_events": self.include_blank,
             "utterances": self.utterances_,
-            "events": self.acc_.n_events_,
+            "events": sum(h.n_events_ for h in self.halves_),
             "features": self.spec.feature_config.to_dict() if self.spec.feature_config else None,
         }
 
@@ -227,7 +261,11 @@ class Profiler:
             if name == "input" and spec.feature_config is not None:
                 info[name]["frequency"] = spec.feature_config.mel_frequencies()
         return build_tree(
-            self.acc_, info, {**self.config(), **(extra_config or {})}, dict(self.coverage_)
+            self.acc_,
+            info,
+            {**self.config(), **(extra_config or {})},
+            dict(self.coverage_),
+            halves=self.halves_,
         )
 
 
@@ -237,56 +275,3 @@ def as_spec(model) -> ModelSpec:
     if hasattr(model, "geometry") and hasattr(model, "layers"):
         return ModelSpec.from_wav2letter(model)
     raise TypeError("pass a Wav2Letter model or a gradnap.ModelSpec describing your model")
-
-
-def profiles(
-    model,
-    data,
-    layers=None,
-    group_by=("grapheme",),
-    device="cpu",
-    alignments: str | Path | None = None,
-    method="auto",
-    crop_width="support",
-    limit: int | None = None,
-    batch_events: int = 128,
-    include_blank=False,
-    neurons=None,
-    progress: bool = True,
-) -> xr.DataTree:
-    """GradNAP, NAvAI and NAP profiles of ``model`` over a corpus.
-
-    ``data`` is a corpus folder, a :class:`gradnap.Corpus` or a list of utterances.
-    Groupings ``phoneme`` and ``word`` read a TextGrid per utterance (beside the audio or
-    under ``alignments``). Returns the result DataTree (see :func:`gradnap.load_profiles`).
-
-    >>> tree = gradnap.profiling(model, "corpus/", group_by=["grapheme"])  # doctest: +SKIP
-    """
-    from gradnap.corpus.textgrid import find_alignment
-    from gradnap.data.corpus import Corpus, read_corpus
-
-    spec = as_spec(model)
-    profiler = Profiler(
-        spec, layers, group_by, method, crop_width, device, batch_events, include_blank, neurons
-    )
-    root = None
-    if isinstance(data, (str, Path)):
-        data = read_corpus(data)
-    if isinstance(data, Corpus):
-        root = data.root
-    utterances = list(data)[:limit] if limit else list(data)
-    need_alignment = any(g in NEEDS_ALIGNMENT for g in group_by)
-    bar = tqdm(utterances, desc="profiling", unit="utt", disable=not progress)
-    t0, n_events = time.perf_counter(), 0
-    for utt in bar:
-        alignment = find_alignment(utt, alignments, root) if need_alignment else None
-        wav, sr = utt.load()
-        x = features(wav, sr, spec.feature_config)
-        n_events += profiler.update(x, utt.speaker, alignment, utt.text)
-        bar.set_postfix(events=n_events, rate=f"{n_events / (time.perf_counter() - t0):.0f}/s")
-    extra = {
-        "corpus": str(root) if root else None,
-        "utterances_ids_first": [u.id for u in utterances[:5]],
-        "audio_seconds": sum(u.duration for u in utterances),
-    }
-    return profiler.result(extra)

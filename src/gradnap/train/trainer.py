@@ -42,6 +42,7 @@ class TrainConfig:
     max_steps: int | None = None
     spec_augment: bool = False
     lr_schedule: str = "constant"  # or "cosine": decays to 0 over all epochs
+    amp: bool = False  # mixed precision: bfloat16 autocast on CPU, float16 + scaling on CUDA
 
 
 @dataclass
@@ -66,13 +67,25 @@ def train(
     alphabet: Alphabet | None = None,
     progress: bool = True,
     log=print,
+    device: str = "cpu",
 ) -> Wav2Letter:
     """Train a Wav2Letter on ``train_set``; checkpoints go to ``out`` (atomically).
 
     With ``resume=True`` the checkpoint at ``out`` is continued exactly where it stopped
     (same batches, same optimizer and random state), so an interrupted and resumed run
-    ends with the same weights as an uninterrupted one. Returns the model.
+    ends with the same weights as an uninterrupted one. ``device`` is ``cpu`` or
+    ``cuda``. Under ``torchrun`` (``WORLD_SIZE`` > 1) the model is wrapped in
+    DistributedDataParallel and every batch is split across the ranks; rank 0 writes the
+    checkpoints and evaluates. Returns the model.
     """
+    from gradnap.profiling import distributed
+
+    is_dist = distributed.init_from_env(device)
+    rank, world = distributed.rank_and_world()
+    if is_dist and str(device).startswith("cuda"):
+        device = f"cuda:{torch.cuda.current_device()}"
+    if rank != 0:
+        progress, log = False, (lambda *a, **k: None)
     out = Path(out)
     cfg = config or TrainConfig()
     if resume:
@@ -87,7 +100,7 @@ def train(
         alphabet, fcfg = model.alphabet, model.feature_config
         state = TrainState(**ts["state"])
     else:
-        if out.exists():
+        if out.exists() and rank == 0:
             raise FileExistsError(f"{out}: exists; pass --resume to continue it or remove it")
         torch.manual_seed(cfg.seed)
         alphabet = alphabet or Alphabet()
@@ -98,12 +111,21 @@ def train(
             )
         )
         state = TrainState()
+    model.to(device)
+    net = model
+    if is_dist:
+        net = torch.nn.parallel.DistributedDataParallel(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     if resume:
         optimizer.load_state_dict(ts["optimizer"])
         torch.set_rng_state(ts["torch_rng"])
+    device_type = torch.device(device).type
+    amp_dtype = torch.float16 if device_type == "cuda" else torch.bfloat16
+    scaler = torch.amp.GradScaler(device_type, enabled=cfg.amp and device_type == "cuda")
 
     def checkpoint() -> None:
+        if rank != 0:
+            return
         train_state = {
             "config": asdict(cfg),
             "state": asdict(state),
@@ -132,24 +154,29 @@ def train(
                 bar.close()
                 checkpoint()
                 log(f"stopped after {state.step} steps (max_steps); resume with --resume")
-                return model.eval()
+                return model.cpu().eval()
             t0 = time.perf_counter()
             for group in optimizer.param_groups:
                 group["lr"] = _learning_rate(cfg, state.step, cfg.epochs * len(plan))
             idx = plan[state.batch]
+            if world > 1:  # this rank's part of the batch
+                idx = idx[rank::world] or idx[:1]
             x, xlen, y, ylen = collate(
                 [data[i] for i in idx], [train_set[i].text for i in idx], alphabet
             )
             if cfg.spec_augment:
                 x = SpecAugment()(x, xlen)
-            logits = model(x)
-            logp = torch.log_softmax(logits, dim=1).permute(2, 0, 1)  # (T, B, K)
-            loss = ctc(logp, y, model.output_lengths(xlen), ylen)
+            with torch.autocast(device_type, dtype=amp_dtype, enabled=cfg.amp):
+                logits = net(x.to(device))
+            logp = torch.log_softmax(logits.float(), dim=1).permute(2, 0, 1)  # (T, B, K)
+            loss = ctc(logp, y.to(device), model.output_lengths(xlen).to(device), ylen.to(device))
             optimizer.zero_grad()
-            loss.backward()
+            scaler.scale(loss).backward()
             if cfg.grad_clip:
+                scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
             state.batch += 1
             state.step += 1
             state.loss_sum += loss.item()
@@ -167,16 +194,19 @@ def train(
             "step": state.step,
             "train_loss": state.loss_sum / max(state.loss_count, 1),
         }
-        if dev_set is not None and len(dev_set):
-            ev = evaluate(model, list(dev_set), alphabet, fcfg, beam_width=None, progress=progress)
+        if dev_set is not None and len(dev_set) and rank == 0:
+            copy = Wav2Letter(model.config)
+            copy.load_state_dict({k: v.cpu() for k, v in model.state_dict().items()})
+            ev = evaluate(copy, list(dev_set), alphabet, fcfg, beam_width=None, progress=progress)
             record["dev_cer"] = ev.scores()["greedy"]["cer"]
-            model.train()
         state.history.append(record)
         log(json.dumps(record))
         state.epoch += 1
         state.batch, state.loss_sum, state.loss_count = 0, 0.0, 0
         checkpoint()
-    return model.eval()
+    if is_dist:
+        torch.distributed.barrier()
+    return model.cpu().eval()
 
 
 def _learning_rate(cfg: TrainConfig, step: int, total_steps: int) -> float:

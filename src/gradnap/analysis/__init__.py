@@ -1,0 +1,31 @@
+"""Analyses of profiles (METHOD.md "Responsiveness and feature visualization",
+"Representation power") and the model-randomization sanity check."""
+
+from gradnap.analysis.clustering import PERCENTILES, cluster_groups, representation_power
+from gradnap.analysis.featurevis import (
+    Objective,
+    l1,
+    l2,
+    neurons,
+    optimal_input,
+    sonify,
+    visualize_group,
+)
+from gradnap.analysis.responsiveness import responsiveness, top_neurons
+from gradnap.analysis.sanity import cascading_randomization
+
+__all__ = [
+    "PERCENTILES",
+    "Objective",
+    "cascading_randomization",
+    "cluster_groups",
+    "l1",
+    "l2",
+    "neurons",
+    "optimal_input",
+    "representation_power",
+    "responsiveness",
+    "sonify",
+    "top_neurons",
+    "visualize_group",
+]

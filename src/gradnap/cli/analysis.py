@@ -1,0 +1,126 @@
+"""``gradnap report`` and ``gradnap sanity``: the analyses and the HTML report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gradnap.cli.main import _read, app, console, fail
+
+
+def _model(path: Path | None, config: dict | None = None):
+    from gradnap.models.checkpoint import CheckpointError, load
+
+    if path is None and config and config.get("model_path"):
+        path = Path(config["model_path"])
+        if not path.is_file():
+            fail(f"the result was made with {path}, which is not there: pass --model")
+    try:
+        return load(path)
+    except (CheckpointError, FileNotFoundError) as exc:
+        fail(str(exc))
+
+
+@app.command()
+def sanity(
+    out: Annotated[Path, typer.Option(help="Table to write (NetCDF).")],
+    model: Annotated[
+        Path | None, typer.Option(help="Model file (default: the bundled model).")
+    ] = None,
+    corpus: Annotated[
+        Path | None, typer.Option(help="Corpus folder (default: the bundled evaluation corpus).")
+    ] = None,
+    layers: Annotated[
+        str | None, typer.Option(help="Comma-separated profiled layers (default: all).")
+    ] = None,
+    group_by: Annotated[str, typer.Option(help="Comma-separated groupings.")] = "grapheme",
+    limit: Annotated[int | None, typer.Option(help="Use only the first N utterances.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the random weights.")] = 0,
+) -> None:
+    """Model-randomization sanity check (Adebayo et al. 2018): Spearman correlation of the
+    trained model's profiles with those after randomizing its weights from the top layer
+    down, keeping the trained model's events, classes and labels."""
+    from gradnap.analysis.sanity import cascading_randomization
+    from gradnap.profiling.spec import ModelSpec
+
+    net = _model(model)
+    if corpus is None:
+        from gradnap.models.checkpoint import DEFAULT_CORPUS as corpus
+    data = _read(corpus, False, net.alphabet, net.feature_config)
+    spec = ModelSpec.from_wav2letter(net)
+    chosen = [n.strip() for n in layers.split(",")] if layers else None
+    groups = [g.strip() for g in group_by.split(",") if g.strip()]
+    try:
+        table = cascading_randomization(spec, data, chosen, None, groups, limit, seed)
+    except (KeyError, ValueError) as exc:
+        fail(str(exc).strip("'\""))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.part")
+    table.to_netcdf(tmp, engine="h5netcdf")
+    tmp.replace(out)
+    for var in ("spearman_gradnap", "spearman_abs_gradnap", "spearman_navai", "spearman_abs_navai"):
+        frame = table[var].to_pandas()
+        frame.columns = [c.replace("conv", "c") for c in frame.columns]
+        typer.echo(f"\n{var.replace('_', ' ')}: randomized down to (rows) x profiled layer")
+        typer.echo(frame.to_string(float_format=lambda v: f"{v:.2f}"))
+    console.print(f"sanity table: {out}")
+
+
+@app.command()
+def report(
+    result: Annotated[Path, typer.Argument(help="Profile result (NetCDF) from 'gradnap profile'.")],
+    out: Annotated[Path, typer.Option(help="Folder for the report (index.html inside).")],
+    model: Annotated[
+        Path | None,
+        typer.Option(help="Model for the optimal inputs (default: the one the result names)."),
+    ] = None,
+    sanity_table: Annotated[
+        Path | None, typer.Option("--sanity", help="Table from 'gradnap sanity' to include.")
+    ] = None,
+    groups: Annotated[
+        str | None,
+        typer.Option(help="Groups for action potentials and optimal inputs (comma-separated)."),
+    ] = None,
+    featvis_layers: Annotated[
+        str | None, typer.Option(help="Layers for the optimal inputs (comma-separated).")
+    ] = None,
+    min_count: Annotated[int, typer.Option(help="Fewer events: not clustered, marked.")] = 10,
+    featvis_steps: Annotated[int, typer.Option(help="Adam steps of the input optimization.")] = 16,
+    featvis_lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Seed of the optimization's start.")] = 0,
+) -> None:
+    """A static HTML report of a profile result: Silhouette scores per layer, every layer's
+    and group's profiles, dendrograms, action potentials, optimal inputs, sanity table."""
+    import xarray as xr
+
+    from gradnap.profiling import load_profiles
+    from gradnap.report import ReportOptions, build_report
+
+    try:
+        tree = load_profiles(result)
+    except (FileNotFoundError, OSError, ValueError) as exc:
+        fail(f"{result}: not a readable profile result ({exc})")
+    config = json.loads(tree.attrs.get("config", "{}"))
+    net = _model(model, config)
+    table = None
+    if sanity_table is not None:
+        try:
+            table = xr.load_dataset(sanity_table, engine="h5netcdf")
+        except (FileNotFoundError, OSError, ValueError) as exc:
+            fail(f"{sanity_table}: not a readable sanity table ({exc})")
+    options = ReportOptions(
+        groups=[g.strip() for g in groups.split(",")] if groups else None,
+        featvis_layers=[n.strip() for n in featvis_layers.split(",")] if featvis_layers else None,
+        min_count=min_count,
+        featvis_steps=featvis_steps,
+        featvis_lr=featvis_lr,
+        seed=seed,
+    )
+    try:
+        index = build_report(tree, out, net, table, options)
+    except (KeyError, ValueError) as exc:
+        fail(str(exc).strip("'\""))
+    console.print(f"report: {index.resolve()}")

@@ -1,0 +1,110 @@
+"""Profiling across processes and machines with ``torch.distributed`` (``torchrun``).
+
+Accumulators are sums and counts, so the work splits by utterance and merges by addition:
+each rank profiles its own shard of the corpus and the sums are all-reduced once at the
+end (gloo on CPU, NCCL on CUDA). Groups are matched by name, so ranks may see different
+groups; the result does not depend on the number of processes.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+
+from gradnap.profiling.accumulate import VARIABLES, ProfileAccumulator
+
+
+def init_from_env(device: str = "cpu") -> bool:
+    """Join the process group ``torchrun`` describes (``WORLD_SIZE`` > 1); returns whether
+    this is a distributed run."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    if not dist.is_initialized():
+        backend = "nccl" if str(device).startswith("cuda") else "gloo"
+        dist.init_process_group(backend)
+        if backend == "nccl":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    return True
+
+
+def rank_and_world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def shard(durations: list[float], rank: int, world: int) -> list[int]:
+    """This rank's utterance indices: a deterministic split balanced by duration (longest
+    first, each to the rank with the least audio so far; ties to the lowest rank), returned
+    in corpus order."""
+    loads = [0.0] * world
+    mine = []
+    for i in sorted(range(len(durations)), key=lambda i: (-durations[i], i)):
+        r = min(range(world), key=lambda r: (loads[r], r))
+        loads[r] += durations[i]
+        if r == rank:
+            mine.append(i)
+    return sorted(mine)
+
+
+def all_reduce_accumulator(acc: ProfileAccumulator, device="cpu") -> ProfileAccumulator:
+    """Sum an accumulator over all ranks; every rank gets the total."""
+    state = acc.state_dict()
+    gathered: list = [None] * dist.get_world_size()
+    layout = {k: {v: tuple(t.shape[1:]) for v, t in d.items()} for k, d in state["sums"].items()}
+    dist.all_gather_object(gathered, (state["groups"], layout))
+    groups = sorted(set().union(*(g for g, _ in gathered)))
+    shapes: dict = {}
+    for _, lay in gathered:
+        for k, d in lay.items():
+            shapes.setdefault(k, {}).update(d)
+    index = {g: i for i, g in enumerate(groups)}
+    mine = torch.tensor([index[g] for g in state["groups"]], dtype=torch.long)
+    counts = torch.zeros(len(groups), dtype=torch.long)
+    counts[mine] = state["counts"]
+    n_events = torch.tensor([state["n_events"]], dtype=torch.long)
+    sums, totals = {}, {}
+    for layer in sorted(shapes):
+        sums[layer], totals[layer] = {}, {}
+        for var in VARIABLES:
+            shape = shapes[layer][var]
+            s = torch.zeros((len(groups),) + shape, dtype=torch.float64)
+            t = torch.zeros(shape, dtype=torch.float64)
+            if layer in state["sums"]:
+                s[mine] = state["sums"][layer][var]
+                t = state["totals"][layer][var].clone()
+            sums[layer][var], totals[layer][var] = s, t
+    tensors = [counts, n_events] + [
+        x for layer in sums for x in (*sums[layer].values(), *totals[layer].values())
+    ]
+    for x in tensors:
+        y = x.to(device)
+        dist.all_reduce(y)
+        x.copy_(y.cpu())
+    return ProfileAccumulator.from_state_dict(
+        {
+            "groups": groups,
+            "counts": counts,
+            "n_events": int(n_events),
+            "sums": sums,
+            "totals": totals,
+        },
+        acc.neurons,
+    )
+
+
+def all_reduce_profiler(profiler) -> None:
+    """Replace a :class:`Profiler`'s sums (both halves), coverage and utterance count by
+    their totals over all ranks."""
+    device = profiler.device if dist.get_backend() == "nccl" else "cpu"
+    profiler.halves_ = tuple(all_reduce_accumulator(h, device) for h in profiler.halves_)
+    gathered: list = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, (dict(profiler.coverage_), profiler.utterances_))
+    profiler.coverage_.clear()
+    for coverage, _ in gathered:
+        for k, (a, b) in coverage.items():
+            profiler.coverage_[k][0] += a
+            profiler.coverage_[k][1] += b
+    profiler.utterances_ = sum(n for _, n in gathered)

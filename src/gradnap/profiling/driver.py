@@ -1,0 +1,184 @@
+"""Profiling a whole corpus: :func:`profiles`.
+
+One pass over the utterances in constant memory (the :class:`Profiler` keeps sums only);
+feature extraction in worker processes (``workers``); a partial checkpoint saved
+atomically every ``checkpoint_every`` utterances with the list of utterances done, so a
+killed run resumes where it stopped and ends with the same result as one uninterrupted
+run; under ``torchrun`` each rank profiles its own shard and the sums are all-reduced
+once at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+import xarray as xr
+from tqdm.auto import tqdm
+
+from gradnap.audio.features import features
+from gradnap.profiling import distributed
+from gradnap.profiling.run import NEEDS_ALIGNMENT, Profiler, as_spec
+
+PARTIAL_VERSION = 1
+
+
+class _Features(torch.utils.data.Dataset):
+    """Utterance ``i`` -> its features and labels (run in DataLoader worker processes)."""
+
+    def __init__(self, utterances, indices, feature_config, alignments, root, need_alignment):
+        self.utterances, self.indices = utterances, indices
+        self.fcfg, self.alignments, self.root = feature_config, alignments, root
+        self.need_alignment = need_alignment
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, k):
+        from gradnap.corpus.textgrid import find_alignment
+
+        i = self.indices[k]
+        utt = self.utterances[i]
+        alignment = find_alignment(utt, self.alignments, self.root) if self.need_alignment else None
+        wav, sr = utt.load()
+        return i, features(wav, sr, self.fcfg), utt.speaker, alignment, utt.text
+
+
+def _identity(item):
+    return item
+
+
+def _signature(profiler: Profiler, ids: list[str]) -> str:
+    """What a partial checkpoint must match to be resumed: settings and utterance list."""
+    cfg = {k: v for k, v in profiler.config().items() if k not in ("utterances", "events")}
+    text = json.dumps([cfg, ids], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def partial_path(checkpoint: Path, rank: int, world: int) -> Path:
+    return (
+        checkpoint
+        if world == 1
+        else checkpoint.with_name(f"{checkpoint.name}.rank{rank}-of-{world}")
+    )
+
+
+def _save_partial(path: Path, profiler: Profiler, done: list[int], signature: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(
+        {
+            "version": PARTIAL_VERSION,
+            "signature": signature,
+            "done": list(done),
+            "profiler": profiler.state_dict(),
+        },
+        tmp,
+    )
+    os.replace(tmp, path)
+
+
+def _load_partial(path: Path, signature: str) -> dict:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same message
+        raise ValueError(f"{path}: not a readable partial profile ({exc})") from exc
+    if not isinstance(state, dict) or state.get("version") != PARTIAL_VERSION:
+        raise ValueError(f"{path}: not a gradnap partial profile (version mismatch)")
+    if state["signature"] != signature:
+        raise ValueError(
+            f"{path}: was made with other settings or another corpus; remove it or run "
+            "without --resume"
+        )
+    return state
+
+
+def profiles(
+    model,
+    data,
+    layers=None,
+    group_by=("grapheme",),
+    device="cpu",
+    alignments: str | Path | None = None,
+    method="auto",
+    crop_width="support",
+    limit: int | None = None,
+    batch_events: int = 128,
+    include_blank=False,
+    neurons=None,
+    progress: bool = True,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = 25,
+    resume: bool = False,
+    workers: int = 0,
+) -> xr.DataTree | None:
+    """GradNAP, NAvAI and NAP profiles of ``model`` over a corpus.
+
+    ``data`` is a corpus folder, a :class:`gradnap.Corpus` or a list of utterances.
+    Groupings ``phoneme`` and ``word`` read a TextGrid per utterance (beside the audio or
+    under ``alignments``). ``checkpoint`` (a file) receives the partial sums every
+    ``checkpoint_every`` utterances; ``resume=True`` continues from it. ``workers``
+    processes extract the features. Under ``torchrun`` (``WORLD_SIZE`` > 1) each rank
+    profiles its shard and the sums are all-reduced; rank 0 returns the result, the other
+    ranks ``None``. Returns the result DataTree (see :func:`gradnap.load_profiles`).
+
+    >>> tree = gradnap.profiles(model, "corpus/", group_by=["grapheme"])  # doctest: +SKIP
+    """
+    from gradnap.data.corpus import Corpus, read_corpus
+
+    spec = as_spec(model)
+    is_dist = distributed.init_from_env(device)
+    rank, world = distributed.rank_and_world()
+    profiler = Profiler(
+        spec, layers, group_by, method, crop_width, device, batch_events, include_blank, neurons
+    )
+    root = None
+    if isinstance(data, (str, Path)):
+        data = read_corpus(data)
+    if isinstance(data, Corpus):
+        root = data.root
+    utterances = list(data)[:limit] if limit else list(data)
+    ids = [getattr(u, "id", str(i)) for i, u in enumerate(utterances)]
+    mine = distributed.shard([getattr(u, "duration", None) or 1.0 for u in utterances], rank, world)
+    signature = _signature(profiler, ids)
+    partial = partial_path(Path(checkpoint), rank, world) if checkpoint else None
+    done: list[int] = []
+    if partial is not None and resume and partial.exists():
+        state = _load_partial(partial, signature)
+        profiler.load_state_dict(state["profiler"])
+        done = list(state["done"])
+    elif partial is not None and partial.exists() and not resume:
+        raise FileExistsError(f"{partial}: a partial run exists; pass --resume or remove it")
+    todo = [i for i in mine if i not in set(done)]
+    need_alignment = any(g in NEEDS_ALIGNMENT for g in group_by)
+    dataset = _Features(utterances, todo, spec.feature_config, alignments, root, need_alignment)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=None, num_workers=workers, collate_fn=_identity
+    )
+    bar = tqdm(
+        loader,
+        total=len(todo),
+        desc="profiling" if world == 1 else f"profiling (rank {rank}/{world})",
+        unit="utt",
+        disable=not progress or rank != 0,
+    )
+    t0, n_events = time.perf_counter(), 0
+    for i, x, speaker, alignment, text in bar:
+        n_events += profiler.update(x, speaker, alignment, text, index=i)
+        done.append(i)
+        bar.set_postfix(events=n_events, rate=f"{n_events / (time.perf_counter() - t0):.0f}/s")
+        if partial is not None and checkpoint_every and len(done) % checkpoint_every == 0:
+            _save_partial(partial, profiler, done, signature)
+    if is_dist:
+        distributed.all_reduce_profiler(profiler)
+    extra = {
+        "corpus": str(root) if root else None,
+        "utterances_ids_first": ids[:5],
+        "audio_seconds": sum(getattr(u, "duration", 0.0) for u in utterances),
+        "processes": world,
+    }
+    result = profiler.result(extra) if rank == 0 else None
+    return result

@@ -1,0 +1,316 @@
+"""``gradnap report``: figures, tables and HTML pages from a profile result.
+
+The report is a folder: ``index.html`` (model, corpus, groups and counts, Silhouette
+scores per layer, sanity check), one page per layer (every group's profiles, with its
+event count and split-half reliability; dendrograms; action-potential plots and optimal
+inputs for chosen groups), and ``figures/`` with PNG and SVG files under stable names.
+Nothing is loaded from the network. Pages are rendered with Jinja2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import xarray as xr
+from jinja2 import Environment, PackageLoader, select_autoescape
+from tqdm.auto import tqdm
+
+from gradnap.analysis.clustering import groups_of, representation_power
+from gradnap.analysis.featurevis import sonify, visualize_group
+from gradnap.analysis.responsiveness import top_neurons
+from gradnap.viz import figures
+
+PAPER_PHONEMES = ("AA", "AE", "IY", "T")
+
+
+@dataclass
+class ReportOptions:
+    """What the report draws beyond every group's profiles.
+
+    ``groups``: groups for action-potential plots and optimal inputs (default: phonemes
+    AA, AE, IY, T and graphemes a, e, t where present); ``featvis_layers``: layers for the
+    optimal inputs (default conv1, a middle layer and the last layer with time support);
+    ``min_count``: groups with fewer events are left out of the clustering and marked;
+    ``featvis_steps``, ``featvis_lr``, ``seed``: the input optimization.
+    """
+
+    groups: list[str] | None = None
+    featvis_layers: list[str] | None = None
+    min_count: int = 10
+    featvis_steps: int = 16
+    featvis_lr: float = 0.1
+    seed: int = 0
+    dendrogram_percentile: float = 75
+    extra: dict = field(default_factory=dict)
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of a group name (``phoneme:AA`` -> ``phoneme-AA``)."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", text.replace("<space>", "space")).strip("-") or "x"
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def build_report(
+    tree: xr.DataTree,
+    out: str | Path,
+    model=None,
+    sanity: xr.Dataset | None = None,
+    options: ReportOptions | None = None,
+    stats=None,
+    progress: bool = True,
+) -> Path:
+    """Write the report for ``tree`` into ``out``; returns the path of ``index.html``.
+
+    ``model`` (a :class:`gradnap.ModelSpec` or Wav2Letter) enables the optimal inputs;
+    ``sanity`` is the table of :func:`gradnap.analysis.cascading_randomization`; ``stats``
+    (:class:`gradnap.FeatureStats`) sets the loudness of the optimal inputs' audio.
+    """
+    from gradnap.profiling.run import as_spec
+
+    opt = options or ReportOptions()
+    out = Path(out)
+    fig_dir = out / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    config = json.loads(tree.attrs.get("config", "{}"))
+    layers = list(tree.children)
+    groups = [str(g) for g in tree["group"].values]
+    counts = {g: int(n) for g, n in zip(groups, tree["count"].values)}
+    chosen = opt.groups or [
+        g
+        for g in [f"phoneme:{p}" for p in PAPER_PHONEMES]
+        + ["grapheme:a", "grapheme:e", "grapheme:t"]
+        if g in counts
+    ]
+    missing = [g for g in chosen if g not in counts]
+    if missing:
+        raise KeyError(f"group(s) not in the result: {', '.join(missing)}")
+    spec = as_spec(model) if model is not None else None
+    steps = len(layers) + 3
+    bar = tqdm(total=steps, desc="report", unit="step", disable=not progress)
+
+    # representation power (Figure 4) and its table
+    groupings = [g for g in ("grapheme", "phoneme") if any(x.startswith(f"{g}:") for x in groups)]
+    power = representation_power(tree, groupings, min_count=opt.min_count) if groupings else None
+    figs = {}
+    if power is not None:
+        figures.save_figure(figures.silhouette_plot(power), fig_dir, "silhouette_per_layer")
+        power.to_netcdf(fig_dir / "representation_power.nc", engine="h5netcdf")
+        power[["mean_silhouette", "n_defined"]].to_dataframe().to_csv(
+            fig_dir / "representation_power.csv"
+        )
+        figs["silhouette"] = "figures/silhouette_per_layer.png"
+    bar.update()
+
+    # Figure 2: the paper's vowels and /T/ in the input layer
+    if "input" in layers:
+        paper = [f"phoneme:{p}" for p in PAPER_PHONEMES if f"phoneme:{p}" in counts]
+        if paper:
+            stem = "input_profiles_" + "_".join(p.split(":")[1] for p in paper)
+            ds = tree["input"].to_dataset()
+            figures.save_figure(figures.input_profiles(ds, paper), fig_dir, stem)
+            figs["paper_input"] = f"figures/{stem}.png"
+    bar.update()
+
+    clustered = {g for grouping in groupings for g in groups_of(tree, grouping, opt.min_count)[0]}
+    featvis_layers = opt.featvis_layers or _default_featvis_layers(layers, spec)
+    layer_pages = []
+    for layer in layers:
+        ds = tree[layer].to_dataset()
+        layer_pages.append(
+            _layer_page(
+                tree,
+                ds,
+                layer,
+                groups,
+                counts,
+                clustered,
+                chosen,
+                featvis_layers,
+                spec,
+                opt,
+                stats,
+                out,
+                power,
+            )
+        )
+        bar.update()
+    env = Environment(loader=PackageLoader("gradnap.report"), autoescape=select_autoescape())
+    sanity_rows = _sanity_rows(sanity)
+    index = env.get_template("index.html.j2").render(
+        config=config,
+        layers=layer_pages,
+        groups=[(g, counts[g], g in clustered) for g in groups],
+        n_events=int(tree["n_events"]),
+        power=_power_rows(power),
+        power_attrs=power.attrs if power is not None else {},
+        figs=figs,
+        sanity=sanity_rows,
+        sanity_attrs=sanity.attrs if sanity is not None else {},
+        min_count=opt.min_count,
+    )
+    for page in layer_pages:
+        html = env.get_template("layer.html.j2").render(
+            page=page, layers=layer_pages, min_count=opt.min_count
+        )
+        _write_text(out / page["file"], html)
+    _write_text(out / "style.css", env.get_template("style.css").render())
+    index_path = out / "index.html"
+    _write_text(index_path, index)
+    bar.update()
+    bar.close()
+    return index_path
+
+
+def _default_featvis_layers(layers, spec):
+    if spec is None:
+        return []
+    convs = [n for n in layers if n != "input" and n in spec.layer_names]
+    with_time = [n for n in convs if spec.geometry.support_width(n) > 1]
+    picks = [convs[0]] if convs else []
+    if with_time:
+        picks += [with_time[len(with_time) // 2], with_time[-1]]
+    return list(dict.fromkeys(picks))
+
+
+def _layer_page(
+    tree, ds, layer, groups, counts, clustered, chosen, featvis_layers, spec, opt, stats, out, power
+):
+    fig_dir = out / "figures"
+    page = {"name": layer, "file": f"layer-{slug(layer)}.html", "groups": [], "dendrograms": []}
+    page["neurons"] = int(ds.sizes["neuron"])
+    page["width"] = int(ds.sizes["offset"])
+    page["frame_ms"] = float(ds.attrs.get("frame_ms", 0))
+    for grouping in ("grapheme", "phoneme"):
+        try:
+            fig = figures.dendrogram(
+                tree, layer, grouping, opt.dendrogram_percentile, min_count=opt.min_count
+            )
+        except ValueError:
+            continue
+        stem = f"dendrogram_{slug(layer)}_{grouping}"
+        figures.save_figure(fig, fig_dir, stem)
+        page["dendrograms"].append({"grouping": grouping, "src": f"figures/{stem}.png"})
+    if power is not None:
+        page["silhouette"] = [
+            (
+                str(g),
+                _fmt(power["mean_silhouette"].sel(grouping=g, layer=layer)),
+                int(power["n_defined"].sel(grouping=g, layer=layer)),
+            )
+            for g in power["grouping"].values
+        ]
+    r_half = ds["split_half_r"] if "split_half_r" in ds else None
+    sub = out / "figures" / slug(layer)
+    sub.mkdir(parents=True, exist_ok=True)
+    for g in groups:
+        n = counts[g]
+        entry = {
+            "name": g,
+            "anchor": slug(g),
+            "count": n,
+            "split_half": _fmt(r_half.sel(group=g)) if r_half is not None else "n/a",
+            "clustered": g in clustered,
+            "images": [],
+        }
+        if n == 0:
+            page["groups"].append(entry)
+            continue
+        if layer == "input":
+            stem = f"input_{slug(g)}"
+            figures.save_figure(figures.input_profiles(ds, [g]), sub, stem, formats=("png",))
+            entry["images"].append(
+                {"src": f"figures/{slug(layer)}/{stem}.png", "alt": f"{g} NAvAI and GradNAP"}
+            )
+        else:
+            for var in ("gradnap", "navai"):
+                name = f"{var}_{slug(g)}.png"
+                figures.heatmap_png(ds[var].sel(group=g).values, sub / name)
+                entry["images"].append(
+                    {
+                        "src": f"figures/{slug(layer)}/{name}",
+                        "alt": f"{g} {var}",
+                        "heatmap": True,
+                        "label": var,
+                    }
+                )
+        top = top_neurons(ds, g, 5)
+        entry["top"] = [
+            (int(k), f"{float(r):.4g}") for k, r in zip(top["neuron"].values, top.values)
+        ]
+        if g in chosen and ds.sizes["offset"] > 1:
+            stem = f"action_potentials_{slug(layer)}_{slug(g)}"
+            figures.save_figure(figures.action_potentials(ds, g), fig_dir, stem)
+            entry["action"] = f"figures/{stem}.png"
+            if spec is not None and layer in featvis_layers:
+                x = visualize_group(
+                    spec, ds, layer, g, steps=opt.featvis_steps, lr=opt.featvis_lr, seed=opt.seed
+                )
+                stem = f"optimal_input_{slug(layer)}_{slug(g)}"
+                figures.save_figure(figures.optimal_input_figure(x), fig_dir, stem)
+                if spec.feature_config is not None:
+                    wav = sonify(x.values, spec.feature_config, stats)
+                    tmp = fig_dir / f".{stem}.part.wav"
+                    sf.write(tmp, wav, spec.feature_config.sample_rate, format="WAV")
+                    os.replace(tmp, fig_dir / f"{stem}.wav")
+                    entry["audio"] = f"figures/{stem}.wav"
+                entry["featvis"] = f"figures/{stem}.png"
+                hist = x.attrs["history"]
+                entry["featvis_note"] = (
+                    f"objective {hist[0]:.3g} -> {hist[-1]:.3g} in {len(hist) - 1} Adam steps"
+                )
+        page["groups"].append(entry)
+    return page
+
+
+def _fmt(v) -> str:
+    v = float(v)
+    return "n/a" if np.isnan(v) else f"{v:.3f}"
+
+
+def _power_rows(power):
+    if power is None:
+        return None
+    rows = []
+    for layer in power["layer"].values:
+        rows.append(
+            [str(layer)]
+            + [
+                f"{_fmt(power['mean_silhouette'].sel(grouping=g, layer=layer))} "
+                f"({int(power['n_defined'].sel(grouping=g, layer=layer))}"
+                f"/{power.sizes['percentile']})"
+                for g in power["grouping"].values
+            ]
+        )
+    return {"header": ["layer"] + [f"{g}s" for g in power["grouping"].values], "rows": rows}
+
+
+def _sanity_rows(sanity):
+    if sanity is None:
+        return None
+    tables = []
+    for var in ("spearman_gradnap", "spearman_abs_gradnap", "spearman_navai", "spearman_abs_navai"):
+        if var not in sanity:
+            continue
+        da = sanity[var]
+        tables.append(
+            {
+                "title": var.replace("_", " "),
+                "header": ["randomized down to"] + [str(x) for x in da["layer"].values],
+                "rows": [
+                    [str(k)] + [_fmt(v) for v in da.sel(randomized_down_to=k).values]
+                    for k in da["randomized_down_to"].values
+                ],
+            }
+        )
+    return tables

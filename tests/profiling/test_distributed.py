@@ -1,0 +1,115 @@
+"""Scale-out: torchrun with 2 gloo processes equals 1 process; a killed run resumes to the
+same result; the shard split is deterministic and balanced."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from gradnap.models.checkpoint import DEFAULT_CORPUS
+from gradnap.profiling import load_profiles
+from gradnap.profiling.distributed import shard
+from tests.profiling.test_run import assert_trees_close
+
+GRADNAP = [sys.executable, "-m", "gradnap"]
+ARGS = ["--corpus", str(DEFAULT_CORPUS), "--group-by", "grapheme,phoneme,speaker"]
+
+
+def env():
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory):
+    out = tmp_path_factory.mktemp("one") / "p.nc"
+    subprocess.run(
+        GRADNAP + ["profile", "--out", str(out), "--limit", "8"] + ARGS,
+        check=True,
+        env=env(),
+        capture_output=True,
+        timeout=300,
+    )
+    return load_profiles(out)
+
+
+def test_shard_is_deterministic_balanced_and_complete():
+    rng = np.random.default_rng(0)
+    durations = list(rng.uniform(1, 20, size=101))
+    parts = [shard(durations, r, 3) for r in range(3)]
+    assert sorted(i for p in parts for i in p) == list(range(101))
+    loads = [sum(durations[i] for i in p) for p in parts]
+    assert max(loads) - min(loads) <= max(durations)
+    assert parts == [shard(durations, r, 3) for r in range(3)]
+    assert shard(durations, 0, 1) == list(range(101))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_gloo_processes_equal_one(one_process, tmp_path):
+    out = tmp_path / "p2.nc"
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(free_port()),
+        "-m",
+        "gradnap",
+        "profile",
+        "--out",
+        str(out),
+        "--limit",
+        "8",
+    ] + ARGS
+    proc = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    two = load_profiles(out)
+    assert '"processes": 2' in two.attrs["config"]
+    assert int(two["n_events"]) == int(one_process["n_events"])
+    assert list(two["group"].values) == list(one_process["group"].values)
+    np.testing.assert_array_equal(two["count"].values, one_process["count"].values)
+    assert_trees_close(one_process, two)
+    assert not list(tmp_path.glob("*.partial*"))
+
+
+def test_killed_run_resumes_to_the_same_result(one_process, tmp_path):
+    out = tmp_path / "p.nc"
+    partial = Path(str(out) + ".partial")
+    cmd = GRADNAP + ["profile", "--out", str(out), "--limit", "8", "--checkpoint-every", "1"]
+    proc = subprocess.Popen(
+        cmd + ARGS, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 240
+    while not partial.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    assert partial.exists(), "no partial checkpoint appeared"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert not out.exists()  # nothing at the output path
+    done = torch.load(partial, weights_only=False)["done"]
+    assert 0 < len(done) < 8
+    # resuming without --resume is refused; with it, the result equals one run
+    refused = subprocess.run(cmd + ARGS, env=env(), capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 1 and "--resume" in refused.stderr
+    subprocess.run(
+        cmd + ARGS + ["--resume"], env=env(), check=True, capture_output=True, timeout=300
+    )
+    resumed = load_profiles(out)
+    assert_trees_close(one_process, resumed)
+    np.testing.assert_array_equal(resumed["count"].values, one_process["count"].values)
+    assert not partial.exists()

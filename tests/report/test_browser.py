@@ -1,0 +1,99 @@
+"""Open the report in headless Chromium (Debian's chromium + chromium-driver, driven by
+selenium; nothing downloads a browser): the page loads with no failed resource and no
+console error, the link to a layer page works, and a screenshot is taken."""
+
+import functools
+import http.server
+import shutil
+import threading
+
+import pytest
+
+from gradnap.report import ReportOptions, build_report
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+pytestmark = pytest.mark.skipif(
+    not (shutil.which("chromium") and shutil.which("chromedriver")),
+    reason="Debian's chromium and chromium-driver are not installed (scripts/setup.sh as root)",
+)
+
+
+@pytest.fixture()
+def served_report(small_result, tmp_path):
+    spec, tree = small_result
+    opts = ReportOptions(featvis_layers=["conv2"], min_count=1, featvis_steps=2)
+    index = build_report(tree, tmp_path / "r", spec, options=opts, progress=False)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(index.parent))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/", tmp_path
+    server.shutdown()
+
+
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--window-size=1280,1000",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    return driver
+
+
+FAILED = """
+return performance.getEntriesByType('resource')
+    .filter(e => e.responseStatus !== undefined && e.initiatorType !== 'audio'
+                 && (e.responseStatus >= 400 || e.responseStatus === 0))
+    .map(e => e.name + ' ' + e.responseStatus)
+    .concat(Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0)
+    .map(i => 'image ' + i.src));
+"""
+
+
+def check_page(driver):
+    assert driver.execute_script("return document.readyState") == "complete"
+    assert driver.execute_script(FAILED) == []
+    errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == [], errors
+
+
+def test_report_in_headless_chromium(served_report):
+    from selenium.webdriver.common.by import By
+
+    url, tmp_path = served_report
+    driver = browser()
+    try:
+        driver.get(url + "index.html")
+        check_page(driver)
+        assert driver.title == "gradnap report"
+        driver.find_element(By.LINK_TEXT, "conv2").click()  # click 1: a layer
+        assert driver.current_url.endswith("layer-conv2.html")
+        check_page(driver)
+        driver.find_element(By.CSS_SELECTOR, 'a[href="#phoneme-AA"]').click()  # click 2: a group
+        assert driver.current_url.endswith("#phoneme-AA")
+        section = driver.find_element(By.ID, "phoneme-AA")
+        assert "phoneme:AA" in section.text
+        shot = tmp_path / "layer.png"
+        assert driver.save_screenshot(str(shot))
+        assert shot.stat().st_size > 10_000
+        # the check does see a missing file (on a page not visited yet: no cache)
+        next((tmp_path / "r" / "figures" / "conv3").glob("gradnap_*.png")).unlink()
+        driver.get(url + "layer-conv3.html")
+        assert driver.execute_script(FAILED)
+    finally:
+        driver.quit()

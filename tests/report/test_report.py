@@ -1,0 +1,39 @@
+"""The HTML report: every layer and group reachable, files beside the pages, no network."""
+
+import re
+
+from gradnap.report import ReportOptions, build_report
+
+
+def test_report_pages_and_links(small_result, tmp_path):
+    spec, tree = small_result
+    opts = ReportOptions(
+        groups=["phoneme:AA", "grapheme:h"]
+        if "grapheme:h" in tree["group"].values
+        else ["phoneme:AA"],
+        featvis_layers=["conv2"],
+        min_count=1,
+        featvis_steps=3,
+    )
+    index = build_report(tree, tmp_path / "r", spec, options=opts, progress=False)
+    html = index.read_text()
+    pages = re.findall(r'href="(layer-[^"]+\.html)"', html)
+    assert len(set(pages)) == len(tree.children)
+    # every local reference exists; nothing points to the network
+    for page in [index] + [index.parent / p for p in set(pages)]:
+        text = page.read_text()
+        assert "http://" not in text and "https://" not in text
+        for ref in re.findall(r'(?:src|href)="(?!data:)([^"#]+)"', text):
+            assert (page.parent / ref).is_file(), f"{page.name}: {ref}"
+    conv2 = (index.parent / "layer-conv2.html").read_text()
+    for g in tree["group"].values:
+        assert (
+            f'id="{g.replace(":", "-")}"' in conv2
+            or f'id="{g.replace(":", "-").replace("<space>", "space")}"' in conv2
+        )
+    assert "<audio" in conv2 and "optimal_input_conv2_phoneme-AA.wav" in conv2
+    assert "split-half reliability" in conv2
+    figs = index.parent / "figures"
+    assert (figs / "silhouette_per_layer.svg").is_file()
+    assert (figs / "input_profiles_AA_AE_IY_T.png").is_file()
+    assert (figs / "representation_power.csv").read_text().startswith("grouping,layer")
