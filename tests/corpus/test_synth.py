@@ -58,7 +58,7 @@ def test_voices_are_distinct_and_listed():
 
 @pytest.mark.skipif(not ENGINES, reason="festival, flite or espeak-ng not installed")
 def test_synth_small_corpus(tmp_path):
-    assert len(available_voices()) == len(VOICES)
+    assert len(available_voices()) == len([v for v in VOICES if not v.non_free])
     out = tmp_path / "c"
     manifest = synthesize_corpus(out, n_sentences=30, seed=3, jobs=2, progress=False)
     assert manifest["failed"] == []
@@ -78,3 +78,66 @@ def test_synth_small_corpus(tmp_path):
     unseen = read_corpus(out / "test-unseen-voice")
     assert unseen.speakers() == ["105"]  # flite-rms
     assert "105" not in read_corpus(out / "train").speakers()
+
+
+@pytest.mark.skipif(get_voice("piper-joe").unavailable() is not None, reason="piper not installed")
+def test_piper_voice_gets_timings_from_the_aligner(tmp_path):
+    """Piper gives no timings: the aligner's words and phones cover the audio, in order."""
+    from gradnap.corpus.engines import Job, piper
+
+    text = "the birch canoe slid on the smooth planks"
+    slow, fast = piper.synthesize(
+        "en_US-joe-medium", [Job("a", text, 1.2), Job("b", text, 0.85)], tmp_path
+    )
+    for s in (slow, fast):
+        assert " ".join(w[0] for w in s.words) == text
+        assert {p[0] for p in s.phones} <= PHONES
+        assert s.phones[-1][2] == pytest.approx(len(s.audio) / 16000)
+        starts = [p[1] for p in s.phones]
+        assert starts == sorted(starts)
+    assert len(slow.audio) > 1.1 * len(fast.audio)  # length_scale stretches time
+
+
+def test_non_free_voices_need_the_opt_in(tmp_path):
+    non_free = [v for v in VOICES if v.non_free]
+    assert {v.engine for v in non_free} == {"mbrola", "pico"}
+    assert not set(available_voices()) & set(non_free)
+    with pytest.raises(ValueError, match="--non-free"):
+        synthesize_corpus(tmp_path / "c", ["mbrola-us1", "flite-rms"], n_sentences=2)
+
+
+def test_mbrola_pho_timings_by_hand():
+    from gradnap.corpus.engines.mbrola import parse_pho
+    from gradnap.corpus.phones import PhoneMapError
+
+    pho = "; comment\n_\t100\nD\t65\n@\t24\t 0 179 100 191\nl=\t80\n\n_\t50\n_\t50\n"
+    phones = parse_pho(pho, stretch=2.0, lag=0.0)
+    assert [p[0] for p in phones] == ["sil", "DH", "AH", "AH", "L", "sil"]
+    assert phones[1] == ("DH", 0.2, pytest.approx(0.33))
+    assert phones[-1] == ("sil", pytest.approx(0.538), pytest.approx(0.738))  # two merged
+    lagged = parse_pho(pho, 1.0, 0.023)
+    assert lagged[0][1] == 0.0 and lagged[1][1] == pytest.approx(0.123)
+    with pytest.raises(PhoneMapError, match="Q"):
+        parse_pho("Q\t10\n", 1.0, 0.0)
+
+
+@pytest.mark.skipif(
+    any(get_voice(v).unavailable() for v in ("mbrola-us1", "pico-en-us", "flite-rms")),
+    reason="opt-in voices not installed (scripts/enable-non-free-voices.sh)",
+)
+def test_synth_with_the_non_free_voices(tmp_path):
+    out = tmp_path / "c"
+    manifest = synthesize_corpus(
+        out,
+        ["mbrola-us1", "mbrola-us3", "pico-en-us", "flite-rms"],
+        n_sentences=6,
+        seed=1,
+        progress=False,
+        non_free=True,
+    )
+    assert manifest["failed"] == []
+    for split in ("train", "test"):
+        for utt in read_corpus(out / split):
+            alignment = find_alignment(utt)
+            assert {p[0] for p in alignment.phones} <= PHONES
+            assert " ".join(w[0] for w in alignment.words) == utt.text

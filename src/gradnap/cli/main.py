@@ -198,6 +198,10 @@ def synth(
     held_out: Annotated[str, typer.Option(help="Voice kept out of train and dev.")] = "flite-rms",
     seed: Annotated[int, typer.Option(help="Random seed (sentence split, voices, speed).")] = 0,
     jobs: Annotated[int, typer.Option(help="Parallel worker processes.")] = 1,
+    non_free: Annotated[
+        bool,
+        typer.Option(help="Opt in to the MBROLA and pico voices (non-free licences)."),
+    ] = False,
 ) -> None:
     """Synthesize a multi-speaker corpus with exact phone timings (TextGrids), offline.
 
@@ -213,16 +217,19 @@ def synth(
         for col in ("voice", "engine", "person", "status"):
             table.add_column(col)
         for v in VOICES:
-            table.add_row(
-                v.name, f"{v.engine} {v.engine_voice}", v.person, v.unavailable() or "available"
-            )
+            status = v.unavailable() or "available"
+            if v.non_free and status == "available":
+                status = "available with --non-free (licence forbids use in a sold product)"
+            table.add_row(v.name, f"{v.engine} {v.engine_voice}", v.person, status)
         console.print(table)
         if out is None and not list_voices:
             fail("give --out DIR to synthesize (the table lists the voices)")
         return
     chosen = [v.strip() for v in voices.split(",") if v.strip()] if voices else None
     try:
-        manifest = synthesize_corpus(out, chosen, held_out, sentences, seed, jobs)
+        manifest = synthesize_corpus(
+            out, chosen, held_out, sentences, seed, jobs, non_free=non_free
+        )
     except (EngineError, KeyError, ValueError) as exc:
         fail(str(exc).strip("'\""))
     for split, c in manifest["splits"].items():

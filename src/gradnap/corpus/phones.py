@@ -147,6 +147,26 @@ def map_espeak(label: str) -> list[str]:
     raise PhoneMapError(f"espeak-ng phoneme {label!r} has no ARPAbet mapping")
 
 
+# MBROLA us1/us2/us3 labels (SAMPA, as espeak-ng writes them for mb-us*): one to one
+MBROLA = {
+    "_": "sil", "p_h": "P", "t_h": "T", "k_h": "K", "4": "T",
+    "tS": "CH", "dZ": "JH", "T": "TH", "D": "DH", "S": "SH", "Z": "ZH", "h": "HH",
+    "N": "NG", "j": "Y",
+    "i": "IY", "I": "IH", "E": "EH", "{": "AE", "A": "AA", "V": "AH", "O": "AO", "U": "UH",
+    "u": "UW", "@": "AH", "r=": "ER", "EI": "EY", "AI": "AY", "OI": "OY", "@U": "OW",
+    "aU": "AW", "O2": "AO", "l=": "AH L",
+    **{c: c.upper() for c in ("p", "b", "t", "d", "k", "g", "f", "v", "s", "z", "m", "n",
+                              "l", "r", "w")},
+}  # fmt: skip
+
+
+def map_mbrola(label: str) -> list[str]:
+    """MBROLA us1-3 (SAMPA) label to ARPAbet phones (syllabic ``l=`` is AH L) or ``sil``."""
+    if label in MBROLA:
+        return MBROLA[label].split()
+    raise PhoneMapError(f"MBROLA phone {label!r} has no ARPAbet mapping")
+
+
 def map_aligner(label: str) -> str:
     """An aligner's phone (CMU/MFA style: stress digits, any case) to ARPAbet or sil/spn.
 

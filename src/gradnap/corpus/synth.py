@@ -24,12 +24,19 @@ from tqdm.auto import tqdm
 
 from gradnap._version import __version__
 from gradnap.corpus import sentences as sentence_sources
-from gradnap.corpus.engines import EngineError, Job, espeak, festival, flite
+from gradnap.corpus.engines import EngineError, Job, espeak, festival, flite, mbrola, pico, piper
 from gradnap.corpus.phones import PhoneMapError
 from gradnap.corpus.textgrid import Alignment, write_textgrid
 from gradnap.corpus.voices import HELD_OUT, Voice, available_voices, get_voice
 
-ENGINES = {"festival": festival, "flite": flite, "espeak": espeak}
+ENGINES = {
+    "festival": festival,
+    "flite": flite,
+    "espeak": espeak,
+    "piper": piper,
+    "mbrola": mbrola,
+    "pico": pico,
+}
 SPLITS = ("train", "dev", "test", "test-unseen-voice")
 
 
@@ -126,10 +133,20 @@ def synthesize_corpus(
     jobs: int = 1,
     chunk: int = 40,
     progress: bool = True,
+    non_free: bool = False,
 ) -> dict:
-    """Build the corpus in ``out``; return the manifest (also written to corpus.json)."""
+    """Build the corpus in ``out``; return the manifest (also written to corpus.json).
+
+    ``non_free=True`` opts in to the MBROLA and pico voices (Debian contrib/non-free,
+    licences that forbid use in a sold product); without it they are refused."""
     out = Path(out)
-    chosen = [get_voice(v) for v in voices] if voices else available_voices()
+    chosen = [get_voice(v) for v in voices] if voices else available_voices(non_free)
+    refused = [v.name for v in chosen if v.non_free and not non_free]
+    if refused:
+        raise ValueError(
+            f"voice(s) {', '.join(refused)} have non-free licences (no use in a sold "
+            "product): pass --non-free to opt in"
+        )
     missing = [f"{v.name}: {v.unavailable()}" for v in chosen if v.unavailable()]
     if missing:
         raise EngineError("voices not available:\n  " + "\n  ".join(missing))

