@@ -158,3 +158,8 @@ def test_reference_classes_replace_the_models_argmax(spec):
     assert list(tree["group"].values) == [f"grapheme:{spec.labels[5]}"]
     with pytest.raises(ValueError, match="classes"):
         prof.update(x, classes=classes[:-1])
+
+
+def test_auto_batch_events_on_the_cpu(spec):
+    assert Profiler(spec, batch_events="auto").batch_events == 128
+    assert Profiler(spec, batch_events=7).batch_events == 7

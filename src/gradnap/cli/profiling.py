@@ -38,7 +38,9 @@ def profile(
     crop_width: Annotated[
         str, typer.Option(help="support, receptive_field or a number of frames.")
     ] = "support",
-    batch_events: Annotated[int, typer.Option(help="Events per batch.")] = 128,
+    batch_events: Annotated[
+        str, typer.Option(help="Events per batch, or auto (128 on CPU; fills a GPU).")
+    ] = "auto",
     include_blank: Annotated[bool, typer.Option(help="Blank frames are events too.")] = False,
     skip_bad: Annotated[bool, typer.Option(help="Leave out bad utterances (listed).")] = False,
     resume: Annotated[
@@ -89,7 +91,7 @@ def profile(
             method,
             width,
             limit,
-            batch_events,
+            batch_events if batch_events == "auto" else int(batch_events),
             include_blank,
             checkpoint=partial if checkpoint_every else None,
             checkpoint_every=checkpoint_every,

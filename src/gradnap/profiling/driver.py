@@ -106,7 +106,7 @@ def profiles(
     method="auto",
     crop_width="support",
     limit: int | None = None,
-    batch_events: int = 128,
+    batch_events: int | str = "auto",
     include_blank=False,
     neurons=None,
     progress: bool = True,

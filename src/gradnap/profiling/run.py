@@ -24,6 +24,20 @@ def _label(symbol: str) -> str:
     return {" ": "<space>"}.get(symbol, symbol)
 
 
+def auto_batch_events(spec: ModelSpec, device: torch.device) -> int:
+    """Events per batch that fill the device: 128 on the CPU (cache-sized); on a GPU, half
+    its free memory over an estimate of one event's working set (its gradient windows,
+    masks and crops in every layer, float32), between 128 and 8192."""
+    if device.type != "cuda" or spec.geometry is None:
+        return 128
+    per_event = 0
+    for layer in spec.stack.layers if spec.stack else []:
+        width = spec.geometry.support_width(layer.name) + layer.spec.kernel
+        per_event += 4 * 4 * (layer.conv.in_channels + layer.conv.out_channels) * width
+    free, _ = torch.cuda.mem_get_info(device)
+    return int(min(8192, max(128, free // 2 // max(per_event, 1))))
+
+
 class Profiler:
     """Streaming GradNAP profiles: ``update`` one utterance at a time, ``merge``, ``result``.
 
@@ -31,7 +45,8 @@ class Profiler:
     ``group_by`` (any of grapheme, phoneme, word, speaker, target, correct), ``method``
     (auto, fast, generic, reference), ``crop_width`` ("support": W_l, the default
     **[choice]**; "receptive_field": the network's receptive field in layer frames; an int;
-    or a dict per layer), ``device``, ``batch_events``, ``include_blank``, ``neurons``
+    or a dict per layer), ``device``, ``batch_events`` (events per batch, or "auto": 128
+    on the CPU, on a GPU as many as half its free memory holds), ``include_blank``, ``neurons``
     (optional dict layer -> neuron indices to keep).
     """
 
@@ -58,7 +73,9 @@ class Profiler:
         self.method = method
         self.crop_width = crop_width
         self.device = torch.device(device)
-        self.batch_events = batch_events
+        self.batch_events = (
+            auto_batch_events(spec, self.device) if batch_events == "auto" else int(batch_events)
+        )
         self.include_blank = include_blank
         self.neurons = neurons or {}
         self.path_ = (
