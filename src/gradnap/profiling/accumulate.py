@@ -198,6 +198,8 @@ class ProfileAccumulator:
             s = self.sums_[layer][var][: len(self.groups_)]
             out[var] = s / counts.to(s.device)[:, None, None]
             out[f"{var}_all"] = self.totals_[layer][var] / self.n_events_
+        # NAP crops are summed sorted ascending (align.sort_ascending_): rank 0 is the largest
+        out["nap"], out["nap_all"] = out["nap"].flip(-1), out["nap_all"].flip(-1)
         return out
 
 

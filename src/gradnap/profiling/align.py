@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from gradnap.profiling.sensitivity import Window, gather_window
@@ -29,7 +28,7 @@ class Crops:
     crops start (they are not materialized: their sums are correlations of ``full``)."""
 
     gradient: torch.Tensor  # G aligned for GradNAP
-    nap: torch.Tensor  # the aligned activation crop sorted along time, descending
+    nap: torch.Tensor  # the aligned activation crop sorted along time, ascending
     tau: torch.Tensor  # (E,) alignment frame of the layer (GradNAP)
     first: torch.Tensor  # (E,) first frame of the GradNAP crop (tau - width // 2)
     navai_first: torch.Tensor  # (E,) first frame of the NAvAI crop
@@ -42,12 +41,15 @@ def offsets(width: int) -> torch.Tensor:
     return torch.arange(-(width // 2), width - width // 2)
 
 
-def sort_descending(x: torch.Tensor) -> torch.Tensor:
-    """``x`` sorted along its last axis, largest first. On the CPU numpy's vectorized sort
-    (about 4x torch's here) gives the same values."""
-    if x.device.type != "cpu" or x.requires_grad:
-        return x.sort(dim=-1, descending=True).values
-    return torch.from_numpy(-np.sort(-x.numpy(), axis=-1))
+def sort_ascending_(x: torch.Tensor) -> torch.Tensor:
+    """``x`` sorted along its last axis, smallest first, in place when it can be (``x`` must
+    be a fresh tensor). On the CPU numpy's vectorized in-place sort (about 4x torch's here)
+    gives the same values. NAP wants descending order: the accumulator sums ascending crops
+    and reverses the rank axis once, in :meth:`ProfileAccumulator.means`."""
+    if x.device.type != "cpu" or x.requires_grad or not x.is_contiguous():
+        return x.sort(dim=-1).values
+    x.numpy().sort(axis=-1)
+    return x
 
 
 def _gather_own(values: torch.Tensor, rel: torch.Tensor, width: int) -> torch.Tensor:
@@ -70,5 +72,5 @@ def align(full: torch.Tensor, grad: Window, width: int, is_input: bool) -> Crops
     first = tau - width // 2
     gradient = _gather_own(grad.values, first - grad.start, width)
     navai_first = first if is_input else grad.start + g_abs.argmax(1) - width // 2
-    nap = sort_descending(gather_window(full, first, width))
+    nap = sort_ascending_(gather_window(full, first, width))
     return Crops(gradient, nap, tau, first, navai_first, full)

@@ -43,7 +43,7 @@ def gather_window(full: torch.Tensor, start: torch.Tensor, width: int) -> torch.
     lo, hi = int(start.min()), int(start.max()) + width
     left, right = max(0, -lo), max(0, hi - t)
     padded = F.pad(full, (left, right)) if left or right else full  # zeros outside
-    return padded.unfold(1, width, 1)[:, start + left].permute(1, 0, 2)
+    return padded.unfold(1, width, 1).permute(1, 0, 2)[start + left]  # a new (E, C, W)
 
 
 def _support_start(spec: ModelSpec, layer: str, t: torch.Tensor, t_in: int) -> torch.Tensor:
