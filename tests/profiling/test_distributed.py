@@ -113,3 +113,15 @@ def test_killed_run_resumes_to_the_same_result(one_process, tmp_path):
     assert_trees_close(one_process, resumed)
     np.testing.assert_array_equal(resumed["count"].values, one_process["count"].values)
     assert not partial.exists()
+
+
+def test_feature_workers_change_nothing():
+    """Features extracted in 2 DataLoader worker processes give the same result."""
+    import gradnap
+
+    model = gradnap.load()
+    kw = {"group_by": ["grapheme", "phoneme"], "limit": 4, "progress": False}
+    inline = gradnap.profiles(model, DEFAULT_CORPUS, **kw)
+    workers = gradnap.profiles(model, DEFAULT_CORPUS, workers=2, **kw)
+    assert int(inline["n_events"]) == int(workers["n_events"]) > 0
+    assert_trees_close(inline, workers)
