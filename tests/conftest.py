@@ -50,3 +50,22 @@ def small_corpus(tmp_path: Path) -> Path:
 def _seed():
     torch.manual_seed(0)
     np.random.seed(0)
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface (for torch.distributed tests)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(n: int, *args: str) -> list[str]:
+    """Command line: ``torchrun --nproc-per-node n`` on 127.0.0.1 running ``gradnap args``."""
+    import sys
+
+    return [
+        sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(n),
+        "--master-addr", "127.0.0.1", "--master-port", str(free_port()), "-m", "gradnap", *args,
+    ]  # fmt: skip

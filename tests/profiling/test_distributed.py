@@ -3,7 +3,6 @@ same result; the shard split is deterministic and balanced."""
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import torch
 from gradnap.models.checkpoint import DEFAULT_CORPUS
 from gradnap.profiling import load_profiles
 from gradnap.profiling.distributed import shard
+from tests.conftest import torchrun
 from tests.profiling.test_run import assert_trees_close
 
 GRADNAP = [sys.executable, "-m", "gradnap"]
@@ -50,32 +50,9 @@ def test_shard_is_deterministic_balanced_and_complete():
     assert shard(durations, 0, 1) == list(range(101))
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_gloo_processes_equal_one(one_process, tmp_path):
     out = tmp_path / "p2.nc"
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc-per-node",
-        "2",
-        "--master-addr",
-        "127.0.0.1",
-        "--master-port",
-        str(free_port()),
-        "-m",
-        "gradnap",
-        "profile",
-        "--out",
-        str(out),
-        "--limit",
-        "8",
-    ] + ARGS
+    cmd = torchrun(2, "profile", "--out", str(out), "--limit", "8") + ARGS
     proc = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     two = load_profiles(out)

@@ -155,27 +155,14 @@ def test_two_process_ddp_training(small_corpus, tmp_path):
     """torchrun with 2 gloo processes on localhost (DistributedDataParallel, each rank
     half of every batch): the loss falls and rank 0 writes a checkpoint that loads."""
     import os
-    import socket
     import subprocess
-    import sys
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    from tests.conftest import torchrun
+
     out = tmp_path / "m.pt"
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc-per-node",
-            "2",
-            "--master-addr",
-            "127.0.0.1",
-            "--master-port",
-            str(port),
-            "-m",
-            "gradnap",
+        torchrun(
+            2,
             "train",
             "--corpus",
             str(small_corpus),
@@ -189,7 +176,7 @@ def test_two_process_ddp_training(small_corpus, tmp_path):
             "4",
             "--lr",
             "0.003",
-        ],
+        ),  # fmt: skip
         env={**os.environ, "OMP_NUM_THREADS": "1"},
         capture_output=True,
         text=True,

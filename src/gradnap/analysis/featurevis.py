@@ -17,7 +17,6 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 import xarray as xr
 
 from gradnap.analysis.responsiveness import top_neurons
@@ -91,13 +90,7 @@ def preactivations(spec: ModelSpec, x: torch.Tensor, upto: str) -> dict[str, tor
         raise ValueError("feature visualization needs a stack of Conv1d layers (ModelSpec.stack)")
     z, h = {}, x
     for layer in spec.stack.layers:
-        zl = F.conv1d(
-            F.pad(h, layer.spec.same_padding(h.shape[-1])),
-            layer.conv.weight,
-            layer.conv.bias,
-            stride=layer.spec.stride,
-            dilation=layer.spec.dilation,
-        )
+        zl = layer.preactivation(h)
         z[layer.name] = zl
         if layer.name == upto:
             return z

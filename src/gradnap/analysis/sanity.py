@@ -10,7 +10,6 @@ correlation however many layers are randomized.
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -68,15 +67,10 @@ def cascading_randomization(
     >>> table = cascading_randomization(gradnap.load(), "corpus/", limit=20)  # doctest: +SKIP
     """
     from gradnap.corpus.textgrid import find_alignment
-    from gradnap.data.corpus import Corpus, read_corpus
+    from gradnap.profiling.driver import corpus_utterances
 
     spec = as_spec(model)
-    root = None
-    if isinstance(data, (str, Path)):
-        data = read_corpus(data)
-    if isinstance(data, Corpus):
-        root = data.root
-    utterances = list(data)[:limit] if limit else list(data)
+    utterances, root = corpus_utterances(data, limit)
     need = any(g in ("phoneme", "word") for g in group_by)
     items = []
     for utt in utterances:

@@ -96,6 +96,17 @@ def _load_partial(path: Path, signature: str) -> dict:
     return state
 
 
+def corpus_utterances(data, limit: int | None = None) -> tuple[list, Path | None]:
+    """The utterances of a corpus folder, :class:`gradnap.Corpus` or list (the first
+    ``limit``), and the corpus root (for TextGrids under it) when there is one."""
+    from gradnap.data.corpus import Corpus, read_corpus
+
+    if isinstance(data, (str, Path)):
+        data = read_corpus(data)
+    root = data.root if isinstance(data, Corpus) else None
+    return (list(data)[:limit] if limit else list(data)), root
+
+
 def profiles(
     model,
     data,
@@ -127,20 +138,13 @@ def profiles(
 
     >>> tree = gradnap.profiles(model, "corpus/", group_by=["grapheme"])  # doctest: +SKIP
     """
-    from gradnap.data.corpus import Corpus, read_corpus
-
     spec = as_spec(model)
     is_dist = distributed.init_from_env(device)
     rank, world = distributed.rank_and_world()
     profiler = Profiler(
         spec, layers, group_by, method, crop_width, device, batch_events, include_blank, neurons
     )
-    root = None
-    if isinstance(data, (str, Path)):
-        data = read_corpus(data)
-    if isinstance(data, Corpus):
-        root = data.root
-    utterances = list(data)[:limit] if limit else list(data)
+    utterances, root = corpus_utterances(data, limit)
     ids = [getattr(u, "id", str(i)) for i, u in enumerate(utterances)]
     mine = distributed.shard([getattr(u, "duration", None) or 1.0 for u in utterances], rank, world)
     signature = _signature(profiler, ids)
@@ -152,7 +156,8 @@ def profiles(
         done = list(state["done"])
     elif partial is not None and partial.exists() and not resume:
         raise FileExistsError(f"{partial}: a partial run exists; pass --resume or remove it")
-    todo = [i for i in mine if i not in set(done)]
+    finished = set(done)
+    todo = [i for i in mine if i not in finished]
     need_alignment = any(g in NEEDS_ALIGNMENT for g in group_by)
     dataset = _Features(utterances, todo, spec.feature_config, alignments, root, need_alignment)
     loader = torch.utils.data.DataLoader(

@@ -42,6 +42,16 @@ class ConvLayer:
     activation: Callable[[torch.Tensor], torch.Tensor] | None
     module: nn.Module
 
+    def preactivation(self, h: torch.Tensor) -> torch.Tensor:
+        """``Z = conv(pad(h))`` for ``h`` ``(batch, C_in, T)``, with the layer's own padding."""
+        return F.conv1d(
+            F.pad(h, self.spec.same_padding(h.shape[-1])),
+            self.conv.weight,
+            self.conv.bias,
+            stride=self.spec.stride,
+            dilation=self.spec.dilation,
+        )
+
 
 class ConvStack:
     """Bottom-to-top convolution layers of a model, with their time geometry."""
@@ -117,13 +127,7 @@ class ConvStack:
         acts, derivs = [x[0]], [None]
         h = x
         for layer in self.layers:
-            z = F.conv1d(
-                F.pad(h, layer.spec.same_padding(h.shape[-1])),
-                layer.conv.weight,
-                layer.conv.bias,
-                stride=layer.spec.stride,
-                dilation=layer.spec.dilation,
-            )
+            z = layer.preactivation(h)
             if layer.activation is None:
                 h, d = z, None
             else:

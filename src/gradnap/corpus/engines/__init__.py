@@ -7,6 +7,7 @@ Each engine module has ``synthesize(voice, jobs, workdir) -> list[Spoken]`` and
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -91,3 +92,21 @@ def spoken(uid: str, audio: np.ndarray, sr: int, phones: list[Interval], words) 
         finish_tiers(phones, duration, uid),
         clip_words(words, duration),
     )
+
+
+@lru_cache(maxsize=1)
+def _aligner():
+    from gradnap.corpus.align import Aligner
+
+    return Aligner()
+
+
+def aligned(uid: str, audio: np.ndarray, text: str, what: str):
+    """Words and phones for 16 kHz ``audio`` of ``text`` from the forced aligner, for
+    engines that give no timings (``what`` names the engine in the error)."""
+    from gradnap.corpus.align import AlignError
+
+    try:
+        return _aligner().align(audio, 16000, text)
+    except AlignError as exc:
+        raise EngineError(f"{what}: could not align {uid}: {exc}") from None

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from functools import lru_cache
 from pathlib import Path
 
 import soundfile as sf
 
-from gradnap.corpus.engines import EngineError, Job, Spoken, spoken
+from gradnap.corpus.engines import EngineError, Job, Spoken, aligned, spoken
 from gradnap.corpus.phones import map_mbrola, split_interval
 
 DATABASES = Path("/usr/share/mbrola")
@@ -58,16 +57,7 @@ def parse_pho(text: str, stretch: float, lag: float) -> list[tuple[str, float, f
     return phones
 
 
-@lru_cache(maxsize=1)
-def _aligner():
-    from gradnap.corpus.align import Aligner
-
-    return Aligner()
-
-
 def synthesize(voice: str, jobs: list[Job], workdir: Path) -> list[Spoken]:
-    from gradnap.corpus.align import AlignError
-
     why = unavailable(voice)
     if why:
         raise EngineError(why)
@@ -103,9 +93,6 @@ def synthesize(voice: str, jobs: list[Job], workdir: Path) -> list[Spoken]:
         audio, sr = sf.read(wav, dtype="float32")
         phones = parse_pho(pho.stdout, job.stretch, LAG.get(voice, 0.0))
         first = spoken(job.uid, audio, sr, phones, [])
-        try:
-            words = _aligner().align(first.audio, 16000, job.text).words
-        except AlignError as exc:
-            raise EngineError(f"mbrola {voice}: no word timings for {job.uid}: {exc}") from None
+        words = aligned(job.uid, first.audio, job.text, f"mbrola {voice}").words
         out.append(Spoken(job.uid, first.audio, first.phones, words))
     return out

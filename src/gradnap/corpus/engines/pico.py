@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from functools import lru_cache
 from pathlib import Path
 
 import soundfile as sf
 
-from gradnap.corpus.engines import EngineError, Job, Spoken, spoken
+from gradnap.corpus.engines import EngineError, Job, Spoken, aligned, spoken
 
 
 def version() -> str:
@@ -26,16 +25,7 @@ def unavailable(voice: str) -> str | None:
     return None
 
 
-@lru_cache(maxsize=1)
-def _aligner():
-    from gradnap.corpus.align import Aligner
-
-    return Aligner()
-
-
 def synthesize(voice: str, jobs: list[Job], workdir: Path) -> list[Spoken]:
-    from gradnap.corpus.align import AlignError
-
     why = unavailable(voice)
     if why:
         raise EngineError(why)
@@ -52,9 +42,6 @@ def synthesize(voice: str, jobs: list[Job], workdir: Path) -> list[Spoken]:
             raise EngineError(f"pico2wave {voice} failed on {job.uid}: {done.stderr[-300:]}")
         audio, sr = sf.read(wav, dtype="float32")
         first = spoken(job.uid, audio, sr, [], [])
-        try:
-            al = _aligner().align(first.audio, 16000, job.text)
-        except AlignError as exc:
-            raise EngineError(f"pico {voice}: could not align {job.uid}: {exc}") from None
+        al = aligned(job.uid, first.audio, job.text, f"pico {voice}")
         out.append(spoken(job.uid, first.audio, 16000, al.phones, al.words))
     return out

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gradnap.corpus.engines import EngineError, Job, Spoken, spoken
+from gradnap.corpus.engines import EngineError, Job, Spoken, aligned, spoken
 
 
 def version() -> str:
@@ -43,17 +43,8 @@ def _voice(name: str):
     return PiperVoice.load(str(joe.model_path()), config_path=str(joe.config_path()))
 
 
-@lru_cache(maxsize=1)
-def _aligner():
-    from gradnap.corpus.align import Aligner
-
-    return Aligner()
-
-
 def synthesize(voice: str, jobs: list[Job], workdir: Path) -> list[Spoken]:
     from piper import SynthesisConfig
-
-    from gradnap.corpus.align import AlignError
 
     model = _voice(voice)
     out = []
@@ -65,9 +56,6 @@ def synthesize(voice: str, jobs: list[Job], workdir: Path) -> list[Spoken]:
         audio = np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32)
         sr = model.config.sample_rate
         s = spoken(job.uid, audio, sr, [], [])
-        try:
-            alignment = _aligner().align(s.audio, 16000, job.text)
-        except AlignError as exc:
-            raise EngineError(f"piper {voice}: could not align {job.uid}: {exc}") from None
-        out.append(spoken(job.uid, s.audio, 16000, alignment.phones, alignment.words))
+        al = aligned(job.uid, s.audio, job.text, f"piper {voice}")
+        out.append(spoken(job.uid, s.audio, 16000, al.phones, al.words))
     return out
