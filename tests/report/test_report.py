@@ -3,17 +3,13 @@
 import re
 
 from gradnap.report import ReportOptions, build_report
+from gradnap.report.build import slug
 
 
 def test_report_pages_and_links(small_result, tmp_path):
     spec, tree = small_result
     opts = ReportOptions(
-        groups=["phoneme:AA", "grapheme:h"]
-        if "grapheme:h" in tree["group"].values
-        else ["phoneme:AA"],
-        featvis_layers=["conv2"],
-        min_count=1,
-        featvis_steps=3,
+        groups=["phoneme:AA"], featvis_layers=["conv2"], min_count=1, featvis_steps=3
     )
     index = build_report(tree, tmp_path / "r", spec, options=opts, progress=False)
     html = index.read_text()
@@ -26,14 +22,24 @@ def test_report_pages_and_links(small_result, tmp_path):
         for ref in re.findall(r'(?:src|href)="(?!data:)([^"#]+)"', text):
             assert (page.parent / ref).is_file(), f"{page.name}: {ref}"
     conv2 = (index.parent / "layer-conv2.html").read_text()
-    for g in tree["group"].values:
-        assert (
-            f'id="{g.replace(":", "-")}"' in conv2
-            or f'id="{g.replace(":", "-").replace("<space>", "space")}"' in conv2
-        )
+    for g in map(str, tree["group"].values):  # every group has its anchor and its link
+        assert f'id="{slug(g)}"' in conv2 and f'href="#{slug(g)}"' in conv2
     assert "<audio" in conv2 and "optimal_input_conv2_phoneme-AA.wav" in conv2
     assert "split-half reliability" in conv2
     figs = index.parent / "figures"
     assert (figs / "silhouette_per_layer.svg").is_file()
     assert (figs / "input_profiles_AA_AE_IY_T.png").is_file()
     assert (figs / "representation_power.csv").read_text().startswith("grouping,layer")
+
+
+def test_many_groups_are_capped_per_grouping(small_result, tmp_path):
+    spec, tree = small_result
+    opts = ReportOptions(max_groups=2, min_count=1, featvis_layers=[], groups=[])
+    index = build_report(tree, tmp_path / "r", None, options=opts, progress=False)
+    conv1 = (index.parent / "layer-conv1.html").read_text()
+    phonemes = [str(g) for g in tree["group"].values if str(g).startswith("phoneme:")]
+    drawn = [g for g in phonemes if f'id="{slug(g)}"' in conv1]
+    assert len(drawn) == 2
+    counts = dict(zip(map(str, tree["group"].values), tree["count"].values))
+    assert min(counts[g] for g in drawn) >= max(counts[g] for g in phonemes if g not in drawn)
+    assert "groups with fewer events are not drawn" in index.read_text()

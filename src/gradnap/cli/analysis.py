@@ -88,6 +88,9 @@ def report(
         str | None, typer.Option(help="Layers for the optimal inputs (comma-separated).")
     ] = None,
     min_count: Annotated[int, typer.Option(help="Fewer events: not clustered, marked.")] = 10,
+    max_groups: Annotated[
+        int, typer.Option(help="Groups drawn per grouping (those with the most events).")
+    ] = 80,
     featvis_steps: Annotated[int, typer.Option(help="Adam steps of the input optimization.")] = 16,
     featvis_lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 0.1,
     seed: Annotated[int, typer.Option(help="Seed of the optimization's start.")] = 0,
@@ -115,6 +118,7 @@ def report(
         groups=[g.strip() for g in groups.split(",")] if groups else None,
         featvis_layers=[n.strip() for n in featvis_layers.split(",")] if featvis_layers else None,
         min_count=min_count,
+        max_groups=max_groups,
         featvis_steps=featvis_steps,
         featvis_lr=featvis_lr,
         seed=seed,

@@ -37,12 +37,15 @@ class ReportOptions:
     AA, AE, IY, T and graphemes a, e, t where present); ``featvis_layers``: layers for the
     optimal inputs (default conv1, a middle layer and the last layer with time support);
     ``min_count``: groups with fewer events are left out of the clustering and marked;
+    ``max_groups``: per grouping, only the groups with the most events get their own
+    profile images on the layer pages (words can number thousands; the rest are listed);
     ``featvis_steps``, ``featvis_lr``, ``seed``: the input optimization.
     """
 
     groups: list[str] | None = None
     featvis_layers: list[str] | None = None
     min_count: int = 10
+    max_groups: int = 80
     featvis_steps: int = 16
     featvis_lr: float = 0.1
     seed: int = 0
@@ -84,8 +87,9 @@ def build_report(
     fig_dir.mkdir(parents=True, exist_ok=True)
     config = json.loads(tree.attrs.get("config", "{}"))
     layers = list(tree.children)
-    groups = [str(g) for g in tree["group"].values]
-    counts = {g: int(n) for g, n in zip(groups, tree["count"].values)}
+    all_groups = [str(g) for g in tree["group"].values]
+    counts = {g: int(n) for g, n in zip(all_groups, tree["count"].values)}
+    groups, omitted = _shown_groups(all_groups, counts, opt.max_groups)
     chosen = opt.groups or [
         g
         for g in [f"phoneme:{p}" for p in PAPER_PHONEMES]
@@ -151,6 +155,7 @@ def build_report(
         config=config,
         layers=layer_pages,
         groups=[(g, counts[g], g in clustered) for g in groups],
+        omitted=omitted,
         n_events=int(tree["n_events"]),
         power=_power_rows(power),
         power_attrs=power.attrs if power is not None else {},
@@ -158,6 +163,7 @@ def build_report(
         sanity=sanity_rows,
         sanity_attrs=sanity.attrs if sanity is not None else {},
         min_count=opt.min_count,
+        max_groups=opt.max_groups,
     )
     for page in layer_pages:
         html = env.get_template("layer.html.j2").render(
@@ -170,6 +176,18 @@ def build_report(
     bar.update()
     bar.close()
     return index_path
+
+
+def _shown_groups(groups, counts, max_groups):
+    """Per grouping, the ``max_groups`` groups with the most events (in their order), and
+    the names of the others."""
+    by = {}
+    for g in groups:
+        by.setdefault(g.split(":", 1)[0], []).append(g)
+    keep = set()
+    for members in by.values():
+        keep |= set(sorted(members, key=lambda g: -counts[g])[:max_groups])
+    return [g for g in groups if g in keep], [g for g in groups if g not in keep]
 
 
 def _default_featvis_layers(layers, spec):
