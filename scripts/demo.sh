@@ -16,13 +16,13 @@ echo "== 2/6 its error rates on the bundled corpus (sentences it never heard)"
 "$gradnap" eval --model "$assets/default-model.pt" --corpus "$assets/eval/test-unseen-voice"
 
 echo "== 3/6 GradNAP, NAvAI and NAP profiles: graphemes, phonemes, speakers, every layer"
-"$gradnap" profile --corpus "$assets/eval" --out "$out/profiles.nc" \
+"$gradnap" profile --corpus "$assets/eval" --out "$out/profiles.nc" --resume \
     --group-by grapheme,phoneme,speaker,target,correct
 
 echo "== 4/6 what the profiles rest on"
 "$gradnap" summary "$out/profiles.nc"
 echo "== 5/6 sanity check: profiles of the model randomized from the top layer down"
-"$gradnap" sanity --corpus "$assets/eval" --limit 40 --out "$out/sanity.nc"
+"$gradnap" sanity --corpus "$assets/eval" --limit 12 --out "$out/sanity.nc"
 
 echo "== 6/6 the analyses and the HTML report"
 "$gradnap" report "$out/profiles.nc" --sanity "$out/sanity.nc" --out "$out/report"

@@ -10,7 +10,7 @@ from gradnap.models.checkpoint import DEFAULT_CORPUS, DEFAULT_MODEL
 
 def test_bundled_model_and_corpus_load():
     model = gradnap.load()
-    assert not model.training and model.config.preset == "small"
+    assert not model.training and model.config.preset == "mid"
     assert DEFAULT_MODEL.stat().st_size < 30e6
     size = sum(p.stat().st_size for p in DEFAULT_CORPUS.rglob("*") if p.is_file())
     assert size < 20e6
