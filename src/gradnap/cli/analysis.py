@@ -8,20 +8,7 @@ from typing import Annotated
 
 import typer
 
-from gradnap.cli.main import _read, app, console, fail
-
-
-def _model(path: Path | None, config: dict | None = None):
-    from gradnap.models.checkpoint import CheckpointError, load
-
-    if path is None and config and config.get("model_path"):
-        path = Path(config["model_path"])
-        if not path.is_file():
-            fail(f"the result was made with {path}, which is not there: pass --model")
-    try:
-        return load(path)
-    except (CheckpointError, FileNotFoundError) as exc:
-        fail(str(exc))
+from gradnap.cli.main import _load_model, _read, app, console, fail
 
 
 @app.command()
@@ -46,7 +33,7 @@ def sanity(
     from gradnap.analysis.sanity import cascading_randomization
     from gradnap.profiling.spec import ModelSpec
 
-    net = _model(model)
+    net = _load_model(model)
     if corpus is None:
         from gradnap.models.checkpoint import DEFAULT_CORPUS as corpus
     data = _read(corpus, False, net.alphabet, net.feature_config)
@@ -107,7 +94,7 @@ def report(
     except (FileNotFoundError, OSError, ValueError) as exc:
         fail(f"{result}: not a readable profile result ({exc})")
     config = json.loads(tree.attrs.get("config", "{}"))
-    net = _model(model, config)
+    net = _load_model(model, config)
     table = None
     if sanity_table is not None:
         try:

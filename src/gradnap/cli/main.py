@@ -141,11 +141,7 @@ def train(
         lr_schedule=lr_schedule,
         amp=amp,
     )
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            fail("--device cuda: no CUDA device is available here")
+    _check_device(device)
     try:
         run_train(train_set, dev_set, out, cfg, resume=resume, log=console.print, device=device)
     except (CheckpointError, FileExistsError, KeyError) as exc:
@@ -163,12 +159,8 @@ def evaluate_cmd(
 ) -> None:
     """Print CER and WER of greedy and beam-search decoding on a corpus."""
     from gradnap.decode.evaluate import evaluate
-    from gradnap.models.checkpoint import CheckpointError, load
 
-    try:
-        net = load(model)
-    except CheckpointError as exc:
-        fail(str(exc))
+    net = _load_model(model)
     data = _read(corpus, skip_bad, net.alphabet, net.feature_config)
     ev = evaluate(net, list(data), net.alphabet, net.feature_config, beam_width or None)
     table = Table(
@@ -273,14 +265,34 @@ def export(
     half: Annotated[bool, typer.Option(help="Store weights in half precision.")] = True,
 ) -> None:
     """Write a model file without optimizer state (what gradnap.load() reads)."""
-    from gradnap.models.checkpoint import CheckpointError, load, save_checkpoint
+    from gradnap.models.checkpoint import save_checkpoint
 
-    try:
-        net = load(model)
-    except CheckpointError as exc:
-        fail(str(exc))
+    net = _load_model(model)
     save_checkpoint(out, net, net.alphabet, net.feature_config, half=half)
     console.print(f"model: {out} ({out.stat().st_size / 1e6:.1f} MB)")
+
+
+def _load_model(path: Path | None, config: dict | None = None):
+    """A model file (None: the one a result's ``config`` names, else the bundled model),
+    or a clear error."""
+    from gradnap.models.checkpoint import CheckpointError, load
+
+    if path is None and config and config.get("model_path"):
+        path = Path(config["model_path"])
+        if not path.is_file():
+            fail(f"the result was made with {path}, which is not there: pass --model")
+    try:
+        return load(path)
+    except (CheckpointError, FileNotFoundError) as exc:
+        fail(str(exc))
+
+
+def _check_device(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            fail(f"--device {device}: no CUDA device is available here")
 
 
 def _read(path, skip_bad, alphabet=None, feature_config=None):

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from gradnap.cli.main import _read, app, console, fail
+from gradnap.cli.main import _check_device, _load_model, _read, app, console, fail
 
 
 @app.command()
@@ -56,23 +56,15 @@ def profile(
     Under torchrun (torchrun --nproc-per-node N -m gradnap profile ...) each process
     profiles its own shard of the corpus; rank 0 writes the result."""
     from gradnap.corpus.textgrid import AlignmentError, find_alignment
-    from gradnap.models.checkpoint import CheckpointError, load
     from gradnap.profiling import profiles, save_profiles
     from gradnap.profiling.spec import ModelSpec
 
-    try:
-        net = load(model)
-    except (CheckpointError, FileNotFoundError) as exc:
-        fail(str(exc))
+    net = _load_model(model)
     spec = ModelSpec.from_wav2letter(net)
     groups = [g.strip() for g in group_by.split(",") if g.strip()]
     chosen = [n.strip() for n in layers.split(",")] if layers else None
     width = int(crop_width) if crop_width.isdigit() else crop_width
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            fail("--device cuda: no CUDA device is available here")
+    _check_device(device)
     if corpus is None:
         from gradnap.models.checkpoint import DEFAULT_CORPUS as corpus
     data = _read(corpus, skip_bad, net.alphabet, net.feature_config)
