@@ -37,6 +37,6 @@ def top_neurons(
     them), coordinate ``neuron`` their indices."""
     if group not in layer["group"].values:
         raise KeyError(f"no group {group!r} in this result")
-    r = responsiveness(layer, variable).sel(group=group)
+    r = responsiveness(layer[[variable]].sel(group=[group]), variable).isel(group=0)
     order = np.argsort(-np.abs(r.values), kind="stable")[:k]
     return r.isel(neuron=order)

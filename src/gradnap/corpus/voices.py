@@ -38,14 +38,11 @@ class Voice:
         elif self.engine == "flite":
             if shutil.which("flite") is None:
                 return "flite is not installed (apt-get install flite)"
-        elif self.engine in ("mbrola", "pico"):
-            from gradnap.corpus.engines import mbrola, pico
+        elif self.engine in ("mbrola", "pico", "piper"):
+            from gradnap.corpus.engines import mbrola, pico, piper
 
-            return {"mbrola": mbrola, "pico": pico}[self.engine].unavailable(self.engine_voice)
-        elif self.engine == "piper":
-            from gradnap.corpus.engines import piper
-
-            return piper.unavailable()
+            engine = {"mbrola": mbrola, "pico": pico, "piper": piper}[self.engine]
+            return engine.unavailable(self.engine_voice)
         elif self.engine == "espeak":
             try:
                 import ctypes

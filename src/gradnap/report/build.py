@@ -109,9 +109,12 @@ def build_report(
     figs = {}
     if power is not None:
         figures.save_figure(figures.silhouette_plot(power), fig_dir, "silhouette_per_layer")
-        power.to_netcdf(fig_dir / "representation_power.nc", engine="h5netcdf")
-        power[["mean_silhouette", "n_defined"]].to_dataframe().to_csv(
-            fig_dir / "representation_power.csv"
+        table = fig_dir / "representation_power.nc"
+        power.to_netcdf(table.with_name(f".{table.name}.part"), engine="h5netcdf")
+        os.replace(table.with_name(f".{table.name}.part"), table)
+        _write_text(
+            fig_dir / "representation_power.csv",
+            power[["mean_silhouette", "n_defined"]].to_dataframe().to_csv(),
         )
         figs["silhouette"] = "figures/silhouette_per_layer.png"
     bar.update()

