@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from gradnap.profiling.align import Crops
+from gradnap.profiling.align import Crops, sort_ascending_
+from gradnap.profiling.sensitivity import gather_window
 
 VARIABLES = ("activation", "gradient", "navai", "nap")
 
@@ -47,12 +48,13 @@ class ProfileAccumulator:
     def update(self, crops: dict[str, Crops], labels: list[list[str]]) -> ProfileAccumulator:
         """Add a batch of events: their crops per layer and each event's group names.
 
-        Per-event crops (gradient, NAP) are summed by one float64 matrix product: a
+        The per-event gradient crops are summed by one float64 matrix product: a
         (groups + 1) x events membership matrix (last row all ones, for the all-event
-        total) times the flattened crops. The activation and NAvAI crops are windows of the
-        layer's activation map, so their sums are float64 correlations of that map with
-        per-group counts of the crop positions (:meth:`_add_windows`), never materialized
-        per event. Everything is summed in float64: the order of events, batches and
+        total) times the flattened crops. The activation, NAvAI and NAP crops are windows
+        of the layer's activation map: they are summed once per utterance
+        (:meth:`flush`), the activation and NAvAI sums as float64 correlations of that map
+        with per-group counts of the crop positions, the NAP sums with one sort per
+        distinct window. Everything is summed in float64: the order of events, batches and
         workers changes nothing beyond float64 rounding.
         """
         n = len(labels)
@@ -68,14 +70,11 @@ class ProfileAccumulator:
         membership[-1] = 1.0
         for layer, c in crops.items():
             keep = self.neurons.get(layer)
-            for var in ("gradient", "nap"):
-                x = getattr(c, var)
-                if keep is not None:
-                    x = x[:, keep]
-                if x.shape[0] != n:
-                    raise ValueError(f"{layer}: {x.shape[0]} crops for {n} events")
-                part = membership.to(x.device) @ x.reshape(n, -1).to(torch.float64)
-                self._add(layer, var, uniq, part.reshape((len(uniq) + 1,) + tuple(x.shape[1:])))
+            x = c.gradient if keep is None else c.gradient[:, keep]
+            if x.shape[0] != n:
+                raise ValueError(f"{layer}: {x.shape[0]} crops for {n} events")
+            part = membership.to(x.device) @ x.reshape(n, -1).to(torch.float64)
+            self._add(layer, "gradient", uniq, part.reshape((len(uniq) + 1,) + tuple(x.shape[1:])))
             self._pend(layer, c, groups, events, n)
         return self
 
@@ -105,7 +104,7 @@ class ProfileAccumulator:
         pending["n"] += n
 
     def flush(self) -> ProfileAccumulator:
-        """Sum the pending activation and NAvAI windows (done by means, merge, result)."""
+        """Sum the pending activation, NAvAI and NAP windows (done by means, merge, result)."""
         for layer in list(self._pending):
             self._flush_layer(layer)
         return self
@@ -125,6 +124,7 @@ class ProfileAccumulator:
         if not p["same"]:
             part = _window_sums(full, torch.cat(p["navai_first"]), p["width"], membership)
         self._add(layer, "navai", uniq, part)
+        self._add(layer, "nap", uniq, _sorted_window_sums(full, first, p["width"], membership))
 
     def _add(self, layer: str, var: str, uniq: torch.Tensor, part: torch.Tensor) -> None:
         sums = self.sums_.setdefault(layer, {})
@@ -218,6 +218,23 @@ def _window_sums(full, first, width, membership) -> torch.Tensor:
     for k in range(width):  # one (groups x frames) @ (frames x channels) product per offset
         out[:, :, k] = counts @ padded[:, k : k + length].T
     return out
+
+
+def _sorted_window_sums(full, first, width, membership, chunk: int = 256) -> torch.Tensor:
+    """``S[g, :, r] = sum_e M[g, e] * sort(full[:, first[e] : first[e] + width])[r]`` (NAP
+    crops, ascending, zero outside the map): each distinct window is sorted once, and the
+    sorted crops are weighted by how many events of each group start there (float64)."""
+    starts, inverse = torch.unique(first, return_inverse=True)
+    weights = torch.zeros(membership.shape[0], len(starts), dtype=torch.float64)
+    weights.index_add_(1, inverse.cpu(), membership)
+    weights = weights.to(full.device)
+    out = torch.zeros(
+        membership.shape[0], full.shape[0] * width, dtype=torch.float64, device=full.device
+    )
+    for i in range(0, len(starts), chunk):  # bounded memory on long utterances
+        crops = sort_ascending_(gather_window(full, starts[i : i + chunk].to(full.device), width))
+        out += weights[:, i : i + chunk] @ crops.reshape(len(crops), -1).to(torch.float64)
+    return out.reshape(membership.shape[0], full.shape[0], width)
 
 
 def _capacity(n: int) -> int:

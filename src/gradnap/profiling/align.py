@@ -6,7 +6,9 @@
 - NAvAI: aligned on the gradient alone, ``argmax_tau sum_c |G_l|`` **[choice]** for hidden
   layers (the same as GradNAP's for the input).
 - NAP: the GradNAP-aligned activation crop sorted along time, descending **[choice]** of
-  window; sorting removes time, so its last axis is a rank.
+  window; sorting removes time, so its last axis is a rank. Like the activation crops, NAP
+  crops are windows of the layer's map: they are sorted and summed once per utterance, one
+  sort per distinct window (:mod:`gradnap.profiling.accumulate`).
 
 A crop of width ``W`` runs from offset ``-(W // 2)`` to ``W - W // 2 - 1`` around ``tau``,
 zero outside the utterance (and, for gradients, outside the support window, where the
@@ -24,11 +26,11 @@ from gradnap.profiling.sensitivity import Window, gather_window
 
 @dataclass
 class Crops:
-    """Aligned crops of one layer for E events, (E, C, width), and where the activation
-    crops start (they are not materialized: their sums are correlations of ``full``)."""
+    """Aligned gradient crops of one layer for E events, (E, C, width), and where the
+    activation crops start (they are not materialized here: the activation, NAvAI and NAP
+    sums are taken from windows of ``full`` once per utterance)."""
 
     gradient: torch.Tensor  # G aligned for GradNAP
-    nap: torch.Tensor  # the aligned activation crop sorted along time, ascending
     tau: torch.Tensor  # (E,) alignment frame of the layer (GradNAP)
     first: torch.Tensor  # (E,) first frame of the GradNAP crop (tau - width // 2)
     navai_first: torch.Tensor  # (E,) first frame of the NAvAI crop
@@ -75,5 +77,4 @@ def align(full: torch.Tensor, grad: Window, width: int, is_input: bool) -> Crops
     first = tau - width // 2
     gradient = _gather_own(grad.values, first - grad.start, width)
     navai_first = first if is_input else grad.start + g_abs.argmax(1) - width // 2
-    nap = sort_ascending_(gather_window(full, first, width))
-    return Crops(gradient, nap, tau, first, navai_first, full)
+    return Crops(gradient, tau, first, navai_first, full)

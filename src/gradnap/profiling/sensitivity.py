@@ -11,7 +11,10 @@ utterance) and where that window starts.
   events travel down their receptive-field cones together (transposed convolutions over
   the support windows only, batched over events), with the zero padding at the utterance
   edges reproduced exactly. Cropping the *forward* instead would not be exact (masks flip
-  at the crop edges), so it is never done.
+  at the crop edges), so it is never done. Where a layer's kernel is long against the
+  window (Wav2Letter's conv1: 48 taps, and the 7-tap layers over windows of 32-68 frames),
+  the transposed convolution is done as a product of spectra (:func:`conv_transpose_fft`,
+  the same linear map, exact up to float32 rounding like the direct one).
 - :func:`generic`: any model, batched autograd (``is_grads_batched``) over the full
   utterance, then cropped to the windows when the geometry is known.
 """
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from scipy.fft import next_fast_len
 
 from gradnap.profiling.spec import ModelSpec
 
@@ -115,6 +119,52 @@ def _crop_full(spec, full, t, t_in):
     return out
 
 
+def _fft_length(layer, width: int) -> tuple[int, int]:
+    """Output length of the layer's transposed convolution of a ``width``-frame gradient,
+    and the (fast) FFT length that holds it without wrap-around."""
+    s, d, k = layer.spec.stride, layer.spec.dilation, layer.spec.kernel
+    out = (width - 1) * s + d * (k - 1) + 1
+    return out, next_fast_len(out, real=True)
+
+
+def use_fft(layer, width: int) -> bool:
+    """Whether the spectral product costs under half the multiply-adds of the direct
+    transposed convolution: ``4 C_in C_out (N/2 + 1)`` (complex) against ``C_in C_out K w``.
+    (True for Wav2Letter's conv1..conv8 windows; never for 1x1 layers or width-1 windows.)"""
+    _, n = _fft_length(layer, width)
+    return layer.spec.kernel * width > 8 * (n // 2 + 1)
+
+
+def _kernel_spectrum(layer, n: int) -> torch.Tensor:
+    """``rfft`` of the layer's (dilated) kernel, ``(n // 2 + 1, C_out, C_in)``; cached per
+    FFT length until the weights change (``_version`` counts in-place updates)."""
+    w = layer.conv.weight
+    key = (n, w.data_ptr(), w._version, w.dtype, w.device)
+    cache = layer.__dict__.setdefault("_spectra", {})
+    if key not in cache:
+        cache.clear()
+        d = layer.spec.dilation
+        with torch.no_grad():
+            wd = w.new_zeros(w.shape[0], w.shape[1], d * (w.shape[2] - 1) + 1)
+            wd[..., ::d] = w
+            cache[key] = torch.fft.rfft(wd, n=n).permute(2, 0, 1).contiguous()
+    return cache[key]
+
+
+def conv_transpose_fft(g: torch.Tensor, layer) -> torch.Tensor:
+    """``F.conv_transpose1d(g, W, stride, dilation)`` as a product of spectra: the zero-stuffed
+    gradient ``(E, C_out, w)`` and the dilated kernel, ``rfft`` of a length that holds the
+    whole linear convolution (no wrap-around), one complex matrix product per frequency."""
+    s = layer.spec.stride
+    out, n = _fft_length(layer, g.shape[-1])
+    if s > 1:  # conv_transpose puts g[j] at s * j
+        u = g.new_zeros(g.shape[0], g.shape[1], (g.shape[-1] - 1) * s + 1)
+        u[..., ::s] = g
+        g = u
+    spec = torch.bmm(torch.fft.rfft(g, n=n).permute(2, 0, 1), _kernel_spectrum(layer, n))
+    return torch.fft.irfft(spec.permute(1, 2, 0), n=n)[..., :out]
+
+
 def fast(
     spec: ModelSpec,
     x: torch.Tensor,
@@ -122,10 +172,13 @@ def fast(
     c: torch.Tensor,
     layers: list[str],
     record=None,
+    fft: bool | None = None,
 ) -> dict[str, Window]:
     """Exact gradients down the receptive-field cones, batched over events.
 
-    ``record`` is ``spec.stack.forward_record(x)`` when the caller already has it.
+    ``record`` is ``spec.stack.forward_record(x)`` when the caller already has it. ``fft``:
+    transposed convolutions as spectral products in every layer (True), in none (False),
+    or where they save work (None, :func:`use_fft`).
     """
     stack = spec.stack
     if stack is None:
@@ -145,8 +198,11 @@ def fast(
         layer = stack.layers[m - 1]
         if derivs[m] is not None:  # dY/dZ_m = dY/dA_m * activation'(Z_m)
             g = g * gather_window(derivs[m], start, g.shape[-1])
-        w = layer.conv.weight
-        g = F.conv_transpose1d(g, w, stride=layer.spec.stride, dilation=layer.spec.dilation)
+        if use_fft(layer, g.shape[-1]) if fft is None else fft:
+            g = conv_transpose_fft(g, layer)
+        else:
+            w = layer.conv.weight
+            g = F.conv_transpose1d(g, w, stride=layer.spec.stride, dilation=layer.spec.dilation)
         left, _ = layer.spec.same_padding(lengths[m - 1])
         start = start * layer.spec.stride - left
         idx = start[:, None] + torch.arange(g.shape[-1], device=x.device)
