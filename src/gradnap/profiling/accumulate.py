@@ -52,10 +52,10 @@ class ProfileAccumulator:
         (groups + 1) x events membership matrix (last row all ones, for the all-event
         total) times the flattened crops. The activation, NAvAI and NAP crops are windows
         of the layer's activation map: they are summed once per utterance
-        (:meth:`flush`), the activation and NAvAI sums as float64 correlations of that map
-        with per-group counts of the crop positions, the NAP sums with one sort per
-        distinct window. Everything is summed in float64: the order of events, batches and
-        workers changes nothing beyond float64 rounding.
+        (:meth:`flush`), weighted by how many events of each group start at each distinct
+        frame; the NAP crops are sorted once per distinct window. Everything is summed in
+        float64: the order of events, batches and workers changes nothing beyond float64
+        rounding.
         """
         n = len(labels)
         pairs = [(e, g) for e, names in enumerate(labels) for g in names]
@@ -203,38 +203,54 @@ class ProfileAccumulator:
         return out
 
 
+def _starts(first, width, n_frames, membership):
+    """Distinct window starts, clamped to ``-width .. n_frames`` (windows wholly outside
+    the map are all zeros), and per (group, start) weights: how many of the group's events
+    start there (float64, ``(groups + 1, starts)``)."""
+    starts, inverse = torch.unique(first.clamp(-width, n_frames), return_inverse=True)
+    weights = torch.zeros(membership.shape[0], len(starts), dtype=torch.float64)
+    weights.index_add_(1, inverse.cpu(), membership.cpu())
+    return starts, weights
+
+
 def _window_sums(full, first, width, membership) -> torch.Tensor:
-    """``S[g, :, k] = sum_e M[g, e] * full[:, first[e] + k]`` (zero outside the map), as a
-    correlation of ``full`` with per-group counts of window starts, in float64."""
+    """``S[g, :, k] = sum_e M[g, e] * full[:, first[e] + k]`` (zero outside the map), in
+    float64, never materializing the windows: for each offset ``k``, a product of per-group
+    start counts with the map's frames ``start + k``: over the distinct starts only when
+    they are few against the frames and groups, else over every frame."""
     n_frames = full.shape[1]
-    length = n_frames + width + 1  # window starts -width .. n_frames, shifted by width
-    starts = (first + width).clamp(0, length - 1).to(full.device)
-    counts = torch.zeros(membership.shape[0], length, dtype=torch.float64, device=full.device)
-    counts.index_add_(1, starts, membership.to(full.device))
-    padded = torch.nn.functional.pad(full.to(torch.float64), (width, width + 1))
-    out = torch.empty(
-        membership.shape[0], full.shape[0], width, dtype=torch.float64, device=full.device
-    )
-    for k in range(width):  # one (groups x frames) @ (frames x channels) product per offset
-        out[:, :, k] = counts @ padded[:, k : k + length].T
-    return out
+    frames = torch.nn.functional.pad(full.to(torch.float64), (width, width + 1)).T  # row j:
+    length = n_frames + width + 1  # frame j - width; starts -width .. n_frames
+    starts, weights = _starts(first, width, n_frames, membership)
+    n_rows = weights.shape[0]
+    out = torch.empty(n_rows, width, full.shape[0], dtype=torch.float64, device=full.device)
+    if len(starts) * (n_rows + 4) < n_rows * length:  # sparse: gather the starts' frames
+        frames, rows = frames.contiguous(), (starts + width).to(full.device)
+        weights = weights.to(full.device)
+        for k in range(width):
+            torch.mm(weights, frames.index_select(0, rows + k), out=out[:, k])
+    else:  # dense: every frame, counts of zero included
+        counts = torch.zeros(n_rows, length, dtype=torch.float64)
+        counts[:, starts + width] = weights
+        counts = counts.to(full.device)
+        for k in range(width):
+            torch.mm(counts, frames[k : k + length], out=out[:, k])
+    return out.transpose(1, 2)
 
 
 def _sorted_window_sums(full, first, width, membership, chunk: int = 256) -> torch.Tensor:
     """``S[g, :, r] = sum_e M[g, e] * sort(full[:, first[e] : first[e] + width])[r]`` (NAP
-    crops, ascending, zero outside the map): each distinct window is sorted once, and the
-    sorted crops are weighted by how many events of each group start there (float64)."""
-    starts, inverse = torch.unique(first, return_inverse=True)
-    weights = torch.zeros(membership.shape[0], len(starts), dtype=torch.float64)
-    weights.index_add_(1, inverse.cpu(), membership)
+    crops, ascending, zero outside the map), in float64: each distinct window is sorted
+    once and weighted by how many events of each group start there."""
+    starts, weights = _starts(first, width, full.shape[1], membership)
     weights = weights.to(full.device)
     out = torch.zeros(
-        membership.shape[0], full.shape[0] * width, dtype=torch.float64, device=full.device
+        weights.shape[0], full.shape[0] * width, dtype=torch.float64, device=full.device
     )
     for i in range(0, len(starts), chunk):  # bounded memory on long utterances
         crops = sort_ascending_(gather_window(full, starts[i : i + chunk].to(full.device), width))
         out += weights[:, i : i + chunk] @ crops.reshape(len(crops), -1).to(torch.float64)
-    return out.reshape(membership.shape[0], full.shape[0], width)
+    return out.reshape(weights.shape[0], full.shape[0], width)
 
 
 def _capacity(n: int) -> int:
