@@ -3,8 +3,8 @@
 On the ``paper`` preset (random weights: nearly every frame is an event) and utterances of
 2, 10 and 30 s, the same events go through forward, sensitivities, alignment, crop and
 accumulation with ``method="fast"`` and ``method="reference"`` (and Captum's
-``LayerGradientXActivation`` per time step when captum is installed: A*G for every layer,
-one call per event), interleaved in rounds in one process, after one untimed warm-up round
+``LayerGradientXActivation`` per time step when captum is installed: A*G for the input and
+every layer, one call per event), interleaved in rounds in one process, after one untimed warm-up round
 (first calls build kernels, FFT plans and the fast path's kernel spectra: a corpus run pays
 that once). Per method the median over the rounds. Prints events/s, the ratios and the
 largest difference between the fast and the reference profiles; the last line is one JSON
@@ -39,10 +39,14 @@ def profile_events(spec, x, frames, method):
 
 
 def captum_events(model, x, frames, classes):
+    """G*A of the input and every layer per event, one ``attribute`` call each (an Identity
+    in front of the model stands for the input, so one backward serves all of them, as in
+    the reference and the fast path)."""
     from captum.attr import LayerGradientXActivation
 
-    layers = [m for _, m in model.layers()]
-    attr = LayerGradientXActivation(model, layers)
+    wrapped = torch.nn.Sequential(torch.nn.Identity(), model)
+    layers = [wrapped[0]] + [m for _, m in model.layers()]
+    attr = LayerGradientXActivation(wrapped, layers)
     for t, c in zip(frames, classes):
         attr.attribute(x, target=(int(c), int(t)))
     return len(frames)

@@ -82,12 +82,12 @@ def _gather_own(values: torch.Tensor, rel: torch.Tensor, width: int) -> torch.Te
 def align(full: torch.Tensor, grad: Window, width: int, is_input: bool) -> Crops:
     """Align and crop one layer: ``full`` is its (C, T_l) activation (or X), ``grad`` the
     events' gradient windows."""
-    g_abs = grad.values.abs().sum(1)
+    magnitude = grad.values.abs()
+    g_abs = magnitude.sum(1)
     if is_input:
         score = g_abs
-    else:
-        a_win = gather_window(full, grad.start, grad.values.shape[-1])
-        score = (a_win * grad.values).abs().sum(1)
+    else:  # |A * G| = |A| * |G|, exactly
+        score = gather_window(full.abs(), grad.start, grad.values.shape[-1]).mul_(magnitude).sum(1)
     tau = grad.start + score.argmax(1)
     first = tau - width // 2
     gradient = _gather_own(grad.values, first - grad.start, width)
