@@ -1,5 +1,7 @@
 """The fast and generic paths against the per-event autograd reference."""
 
+import functools
+
 import pytest
 import torch
 from torch import nn
@@ -28,14 +30,31 @@ def assert_same(spec, x, t, c, other):
 
 @pytest.mark.parametrize("preset", ["small", "paper"])
 @pytest.mark.parametrize("t_in", [161, 162])
-def test_fast_equals_reference_on_presets(preset, t_in):
+@pytest.mark.parametrize("fft", [None, False])
+def test_fast_equals_reference_on_presets(preset, t_in, fft):
+    """``fft=None``: spectral products where they pay (conv1..conv8 here); False: direct."""
     torch.manual_seed(0)
     model = Wav2Letter.from_preset(preset).eval()
     spec = ModelSpec.from_wav2letter(model)
     x = torch.randn(1, 128, t_in)
     t = events_at_edges((t_in + 1) // 2)
     c = torch.randint(0, 29, (len(t),))
-    assert_same(spec, x, t, c, S.fast)
+    assert_same(spec, x, t, c, functools.partial(S.fast, fft=fft))
+
+
+def test_the_fft_rule_on_wav2letter():
+    spec = ModelSpec.from_wav2letter(Wav2Letter.from_preset("small"))
+    layers = {layer.name: layer for layer in spec.stack.layers}
+    width = {name: spec.geometry.support_width(name) for name in spec.layer_names}
+    # a layer's transposed convolution takes the gradient window of its own output
+    chosen = [n for n in layers if S.use_fft(layers[n], width[n])]
+    assert chosen == [f"conv{i}" for i in range(1, 9)], chosen
+    # the spectral product reproduces conv_transpose1d with stride 2 and a 48-tap kernel
+    g = torch.randn(3, 64, width["conv1"])
+    want = torch.nn.functional.conv_transpose1d(g, layers["conv1"].conv.weight, stride=2)
+    got = S.conv_transpose_fft(g, layers["conv1"])
+    assert got.shape == want.shape
+    assert (got - want).abs().max() <= 1e-5 * want.abs().max()
 
 
 def custom_model():
@@ -53,13 +72,30 @@ def custom_model():
 
 
 @pytest.mark.parametrize("t_in", [37, 38])
-def test_fast_equals_reference_on_another_layout(t_in):
+@pytest.mark.parametrize("fft", [None, True])
+def test_fast_equals_reference_on_another_layout(t_in, fft):
+    """Other kernels, a stride in a middle layer, a dilation, other activations; ``fft=True``
+    takes every layer through the spectral product (stride and dilation included)."""
     spec = ModelSpec.from_sequential(custom_model(), labels=list("_abcde"))
     assert spec.layer_names == ["input", "conv1", "conv2", "conv3", "conv4"]
     x = torch.randn(1, 10, t_in)
     t_out = spec.geometry.lengths(t_in)[-1]
     assert spec.model(x).shape[-1] == t_out
-    assert_same(spec, x, events_at_edges(t_out), torch.tensor([1, 2, 3, 4, 5]), S.fast)
+    fast = functools.partial(S.fast, fft=fft)
+    assert_same(spec, x, events_at_edges(t_out), torch.tensor([1, 2, 3, 4, 5]), fast)
+
+
+def test_kernel_spectra_follow_weight_updates():
+    """Cached spectra are rebuilt when the weights change in place (the sanity check
+    re-initializes layers)."""
+    spec = ModelSpec.from_sequential(custom_model(), labels=list("_abcde"))
+    x = torch.randn(1, 10, 40)
+    t = torch.tensor([3, 9])
+    c = torch.tensor([1, 2])
+    S.fast(spec, x, t, c, spec.layer_names, fft=True)
+    with torch.no_grad():
+        spec.stack.layers[1].conv.weight.mul_(-2.0)
+    assert_same(spec, x, t, c, functools.partial(S.fast, fft=True))
 
 
 def test_generic_equals_reference():
