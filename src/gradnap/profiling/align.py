@@ -59,8 +59,10 @@ def sort_ascending_(x: torch.Tensor) -> torch.Tensor:
     ascending crops and reverses the rank axis once, in :meth:`ProfileAccumulator.means`."""
     if x.device.type != "cpu" or x.requires_grad or not x.is_contiguous():
         return x.sort(dim=-1).values
-    rows = x.numpy().reshape(-1, x.shape[-1]) if x.dim() else x.numpy()
-    n = min(torch.get_num_threads(), len(rows) // 4096 if x.dim() > 1 else 1)
+    if x.dim() == 0:
+        return x
+    rows = x.numpy().reshape(-1, x.shape[-1])
+    n = min(torch.get_num_threads(), len(rows) // 4096)
     if n > 1:
         parts = np.array_split(rows, n)
         list(_sort_pool(n).map(lambda part: part.sort(axis=-1), parts))
