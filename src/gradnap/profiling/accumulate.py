@@ -219,8 +219,9 @@ def _window_sums(full, first, width, membership) -> torch.Tensor:
     start counts with the map's frames ``start + k``: over the distinct starts only when
     they are few against the frames and groups, else over every frame."""
     n_frames = full.shape[1]
-    frames = torch.nn.functional.pad(full.to(torch.float64), (width, width + 1)).T  # row j:
-    length = n_frames + width + 1  # frame j - width; starts -width .. n_frames
+    # row j of ``frames`` is frame j - width; window starts run from -width to n_frames
+    frames = torch.nn.functional.pad(full.to(torch.float64), (width, width + 1)).T
+    length = n_frames + width + 1
     starts, weights = _starts(first, width, n_frames, membership)
     n_rows = weights.shape[0]
     out = torch.empty(n_rows, width, full.shape[0], dtype=torch.float64, device=full.device)
