@@ -216,8 +216,7 @@ def fast(
             g = conv_transpose_fft(g, layer)
         elif g.shape[-1] == 1 and layer.spec.dilation == 1 and layer.spec.kernel > 1:
             g = conv_transpose_one_frame(g, w)
-        # (1x1 layers keep conv_transpose1d: its rounding there is the reference backward's)
-        else:
+        else:  # (1x1 layers too: conv_transpose1d's rounding there is the reference's)
             g = F.conv_transpose1d(g, w, stride=layer.spec.stride, dilation=layer.spec.dilation)
         left, _ = layer.spec.same_padding(lengths[m - 1])
         start = start * layer.spec.stride - left
