@@ -16,15 +16,16 @@ def naive_windows(full, first, width):
     return out
 
 
-def case(dense):
+def case(dense, channels=5):
     """Windows inside, over both edges, wholly outside, and repeated starts; few distinct
-    starts against the frames (the sparse branch) or a start at nearly every frame."""
+    starts against the frames or a start at nearly every frame. Few channels x starts take
+    the gathered-windows branch, 2000 channels the per-offset products (sparse or dense)."""
     torch.manual_seed(0)
     if dense:
-        full = torch.randn(5, 9)
+        full = torch.randn(channels, 9)
         first = torch.arange(-8, 12).repeat(2)
     else:
-        full = torch.randn(5, 23)
+        full = torch.randn(channels, 23)
         first = torch.tensor([-9, -3, 0, 4, 4, 4, 10, 17, 20, 25, 3])
     membership = (torch.rand(4, len(first)) < 0.5).double()
     membership[-1] = 1
@@ -32,8 +33,9 @@ def case(dense):
 
 
 @pytest.mark.parametrize("dense", [False, True])
-def test_window_sums_equal_a_per_event_loop(dense):
-    full, first, membership = case(dense)
+@pytest.mark.parametrize("channels", [5, 2000])
+def test_window_sums_equal_a_per_event_loop(dense, channels):
+    full, first, membership = case(dense, channels)
     for width in (1, 6, 7):
         want = torch.einsum("ge,eck->gck", membership, naive_windows(full, first, width))
         got = _window_sums(full, first, width, membership)

@@ -136,7 +136,7 @@ class ProfileAccumulator:
             )
             totals[var] = torch.zeros(shape, dtype=torch.float64, device=part.device)
         sums[var] = _grow(sums[var], len(self.groups_))
-        sums[var][uniq.to(part.device)] += part[:-1]
+        sums[var].index_add_(0, uniq.to(part.device), part[:-1])  # uniq: distinct groups
         totals[var] += part[-1]
 
     def merge(self, other: ProfileAccumulator) -> ProfileAccumulator:
@@ -215,16 +215,27 @@ def _starts(first, width, n_frames, membership):
 
 def _window_sums(full, first, width, membership) -> torch.Tensor:
     """``S[g, :, k] = sum_e M[g, e] * full[:, first[e] + k]`` (zero outside the map), in
-    float64, never materializing the windows: for each offset ``k``, a product of per-group
-    start counts with the map's frames ``start + k``: over the distinct starts only when
-    they are few against the frames and groups, else over every frame."""
-    n_frames = full.shape[1]
+    float64, as per-group counts of the distinct window starts times the windows:
+
+    - few starts x channels (a trained model's sparse events): the windows are gathered,
+      in chunks, and summed by one matrix product per chunk;
+    - otherwise one product per offset ``k`` of the counts with the map's frames at
+      ``start + k``, never materializing the windows: over the distinct starts when they
+      are few against the frames and groups, else over every frame.
+    """
+    n_frames, channels = full.shape[1], full.shape[0]
+    starts, weights = _starts(first, width, n_frames, membership)
+    n_rows = weights.shape[0]
+    if len(starts) * channels < 16384 or width == 1:  # per-offset products would be tiny
+        chunks = _chunks(starts, max(1, (1 << 22) // (channels * width)))
+        return _weighted_sum(
+            weights.to(full.device),
+            (gather_window(full, part.to(full.device), width) for part in chunks),
+        )
     # row j of ``frames`` is frame j - width; window starts run from -width to n_frames
     frames = torch.nn.functional.pad(full.to(torch.float64), (width, width + 1)).T
     length = n_frames + width + 1
-    starts, weights = _starts(first, width, n_frames, membership)
-    n_rows = weights.shape[0]
-    out = torch.empty(n_rows, width, full.shape[0], dtype=torch.float64, device=full.device)
+    out = torch.empty(n_rows, width, channels, dtype=torch.float64, device=full.device)
     if len(starts) * (n_rows + 4) < n_rows * length:  # sparse: gather the starts' frames
         frames, rows = frames.contiguous(), (starts + width).to(full.device)
         weights = weights.to(full.device)
@@ -244,14 +255,30 @@ def _sorted_window_sums(full, first, width, membership, chunk: int = 256) -> tor
     crops, ascending, zero outside the map), in float64: each distinct window is sorted
     once and weighted by how many events of each group start there."""
     starts, weights = _starts(first, width, full.shape[1], membership)
-    weights = weights.to(full.device)
-    out = torch.zeros(
-        weights.shape[0], full.shape[0] * width, dtype=torch.float64, device=full.device
+    return _weighted_sum(
+        weights.to(full.device),
+        (
+            sort_ascending_(gather_window(full, part.to(full.device), width))
+            for part in _chunks(starts, chunk)
+        ),
     )
-    for i in range(0, len(starts), chunk):  # bounded memory on long utterances
-        crops = sort_ascending_(gather_window(full, starts[i : i + chunk].to(full.device), width))
-        out += weights[:, i : i + chunk] @ crops.reshape(len(crops), -1).to(torch.float64)
-    return out.reshape(weights.shape[0], full.shape[0], width)
+
+
+def _chunks(starts: torch.Tensor, size: int) -> list[torch.Tensor]:
+    """``starts`` in pieces of at most ``size`` (bounded memory on long utterances)."""
+    return list(torch.split(starts, size)) if len(starts) else [starts]
+
+
+def _weighted_sum(weights: torch.Tensor, crops) -> torch.Tensor:
+    """``sum_u weights[:, u] * crops[u]`` in float64 over chunks of crops ``(u, C, W)``,
+    the columns of ``weights`` taken in the same order."""
+    out, done = None, 0
+    for part in crops:
+        w = weights[:, done : done + len(part)]
+        done += len(part)
+        product = w @ part.reshape(len(part), -1).to(torch.float64)
+        out = product if out is None else out.add_(product)
+    return out.reshape((weights.shape[0],) + tuple(part.shape[1:]))
 
 
 def _capacity(n: int) -> int:
