@@ -80,3 +80,13 @@ def test_sort_ascending_matches_torch():
     expected = x.sort(dim=-1).values
     assert torch.equal(sort_ascending_(x.clone()), expected)
     assert torch.equal(sort_ascending_(x.permute(0, 2, 1).clone().permute(0, 2, 1)), expected)
+
+
+def test_sort_ascending_in_parts_on_threads(monkeypatch):
+    """Large arrays are sorted in row blocks on torch.get_num_threads() threads."""
+    from gradnap.profiling.align import sort_ascending_
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
+    x = torch.randn(20000, 2, 9)
+    x[::7, :, :4] = 0.0
+    assert torch.equal(sort_ascending_(x.clone()), x.sort(dim=-1).values)
