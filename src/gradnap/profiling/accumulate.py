@@ -243,7 +243,7 @@ def _window_sums(full, first, width, membership) -> torch.Tensor:
             torch.mm(weights, frames.index_select(0, rows + k), out=out[:, k])
     else:  # dense: every frame, counts of zero included
         counts = torch.zeros(n_rows, length, dtype=torch.float64)
-        counts[:, starts + width] = weights
+        counts[:, (starts + width).cpu()] = weights
         counts = counts.to(full.device)
         for k in range(width):
             torch.mm(counts, frames[k : k + length], out=out[:, k])
