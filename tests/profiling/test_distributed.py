@@ -92,6 +92,32 @@ def test_killed_run_resumes_to_the_same_result(one_process, tmp_path):
     assert not partial.exists()
 
 
+def test_checkpoints_stay_a_small_part_of_the_time(monkeypatch, tmp_path):
+    """Every ``checkpoint_every`` utterances, unless the last save took over 5 % of the
+    time since: a save as slow as many utterances is not repeated after each one."""
+    import gradnap
+    from gradnap.profiling import driver
+
+    saves = []
+
+    def fake_save(seconds):
+        def save(path, profiler, done, signature):
+            saves.append(len(done))
+            time.sleep(seconds)
+
+        return save
+
+    model = gradnap.load()
+    kw = {"limit": 6, "progress": False, "checkpoint": tmp_path / "p.partial"}
+    monkeypatch.setattr(driver, "_save_partial", fake_save(0.0))
+    gradnap.profiles(model, DEFAULT_CORPUS, checkpoint_every=1, **kw)
+    assert saves == [1, 2, 3, 4, 5, 6]
+    saves.clear()
+    monkeypatch.setattr(driver, "_save_partial", fake_save(1.0))  # 19 s must pass
+    gradnap.profiles(model, DEFAULT_CORPUS, checkpoint_every=1, **kw)
+    assert saves == [1]
+
+
 def test_feature_workers_change_nothing():
     """Features extracted in 2 DataLoader worker processes give the same result."""
     import gradnap

@@ -47,7 +47,11 @@ def profile(
         bool, typer.Option(help="Continue a killed run from OUT.partial (same settings).")
     ] = False,
     checkpoint_every: Annotated[
-        int, typer.Option(help="Utterances between partial checkpoints (0: none).")
+        int,
+        typer.Option(
+            help="Utterances between partial checkpoints (0: none); one is skipped while "
+            "saving would take over 5 % of the run's time."
+        ),
     ] = 25,
     workers: Annotated[int, typer.Option(help="Feature-extraction worker processes.")] = 0,
 ) -> None:

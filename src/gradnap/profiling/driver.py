@@ -2,10 +2,11 @@
 
 One pass over the utterances in constant memory (the :class:`Profiler` keeps sums only);
 feature extraction in worker processes (``workers``); a partial checkpoint saved
-atomically every ``checkpoint_every`` utterances with the list of utterances done, so a
-killed run resumes where it stopped and ends with the same result as one uninterrupted
-run; under ``torchrun`` each rank profiles its own shard and the sums are all-reduced
-once at the end.
+atomically every ``checkpoint_every`` utterances with the list of utterances done (skipped
+while saving would take over 5 % of the run's time: with many groups the sums run to
+hundreds of MB), so a killed run resumes where it stopped and ends with the same result as
+one uninterrupted run; under ``torchrun`` each rank profiles its own shard and the sums are
+all-reduced once at the end.
 """
 
 from __future__ import annotations
@@ -131,7 +132,8 @@ def profiles(
     ``data`` is a corpus folder, a :class:`gradnap.Corpus` or a list of utterances.
     Groupings ``phoneme`` and ``word`` read a TextGrid per utterance (beside the audio or
     under ``alignments``). ``checkpoint`` (a file) receives the partial sums every
-    ``checkpoint_every`` utterances; ``resume=True`` continues from it. ``workers``
+    ``checkpoint_every`` utterances, unless the last save took over 5 % of the time since;
+    ``resume=True`` continues from it. ``workers``
     processes extract the features. Under ``torchrun`` (``WORLD_SIZE`` > 1) each rank
     profiles its shard and the sums are all-reduced; rank 0 returns the result, the other
     ranks ``None``. Returns the result DataTree (see :func:`gradnap.load_profiles`).
@@ -171,12 +173,17 @@ def profiles(
         disable=not progress or rank != 0,
     )
     t0, n_events = time.perf_counter(), 0
+    saved_at, save_cost = t0, 0.0
     for i, x, speaker, alignment, text in bar:
         n_events += profiler.update(x, speaker, alignment, text, index=i)
         done.append(i)
-        bar.set_postfix(events=n_events, rate=f"{n_events / (time.perf_counter() - t0):.0f}/s")
-        if partial is not None and checkpoint_every and len(done) % checkpoint_every == 0:
+        now = time.perf_counter()
+        bar.set_postfix(events=n_events, rate=f"{n_events / (now - t0):.0f}/s")
+        due = partial is not None and checkpoint_every and len(done) % checkpoint_every == 0
+        if due and now - saved_at >= 19 * save_cost:  # saving stays under 5 % of the time
             _save_partial(partial, profiler, done, signature)
+            saved_at = time.perf_counter()
+            save_cost = saved_at - now
     if is_dist:
         distributed.all_reduce_profiler(profiler)
     extra = {
