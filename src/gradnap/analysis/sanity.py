@@ -17,8 +17,7 @@ import xarray as xr
 from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
-from gradnap.audio.features import features
-from gradnap.profiling.run import Profiler, as_spec
+from gradnap.profiling.run import NEEDS_ALIGNMENT, Profiler, as_spec
 from gradnap.profiling.spec import ModelSpec
 
 VARIABLES = ("gradnap", "navai")
@@ -66,17 +65,13 @@ def cascading_randomization(
 
     >>> table = cascading_randomization(gradnap.load(), "corpus/", limit=20)  # doctest: +SKIP
     """
-    from gradnap.corpus.textgrid import find_alignment
-    from gradnap.profiling.driver import corpus_utterances
+    from gradnap.profiling.driver import _Features, corpus_utterances
 
     spec = as_spec(model)
     utterances, root = corpus_utterances(data, limit)
-    need = any(g in ("phoneme", "word") for g in group_by)
-    items = []
-    for utt in utterances:
-        wav, sr = utt.load()
-        alignment = find_alignment(utt, None, root) if need else None
-        items.append((features(wav, sr, spec.feature_config), utt.speaker, alignment, utt.text))
+    need = any(g in NEEDS_ALIGNMENT for g in group_by)
+    dataset = _Features(utterances, range(len(utterances)), spec.feature_config, None, root, need)
+    items = [dataset[k][1:] for k in range(len(dataset))]  # (x, speaker, alignment, text)
     layers = spec.check_layers(layers)
     with torch.no_grad():
         classes = [spec.model(x[None])[0].argmax(0) for x, *_ in items]
