@@ -118,13 +118,15 @@ class ProfileAccumulator:
         membership[-1] = 1.0
         keep = self.neurons.get(layer)
         full = p["full"] if keep is None else p["full"][keep]
-        first = torch.cat(p["first"])
-        part = _window_sums(full, first, p["width"], membership)
+        width = p["width"]
+        starts = _starts(torch.cat(p["first"]), width, full.shape[1], membership)
+        part = _window_sums(full, *starts, width)
         self._add(layer, "activation", uniq, part)
         if not p["same"]:
-            part = _window_sums(full, torch.cat(p["navai_first"]), p["width"], membership)
+            navai = _starts(torch.cat(p["navai_first"]), width, full.shape[1], membership)
+            part = _window_sums(full, *navai, width)
         self._add(layer, "navai", uniq, part)
-        self._add(layer, "nap", uniq, _sorted_window_sums(full, first, p["width"], membership))
+        self._add(layer, "nap", uniq, _sorted_window_sums(full, *starts, width))
 
     def _add(self, layer: str, var: str, uniq: torch.Tensor, part: torch.Tensor) -> None:
         sums = self.sums_.setdefault(layer, {})
@@ -213,9 +215,10 @@ def _starts(first, width, n_frames, membership):
     return starts, weights
 
 
-def _window_sums(full, first, width, membership) -> torch.Tensor:
+def _window_sums(full, starts, weights, width) -> torch.Tensor:
     """``S[g, :, k] = sum_e M[g, e] * full[:, first[e] + k]`` (zero outside the map), in
-    float64, as per-group counts of the distinct window starts times the windows:
+    float64, from the distinct window starts and their per-group counts (:func:`_starts`),
+    times the windows:
 
     - few starts x channels (a trained model's sparse events): the windows are gathered,
       in chunks, and summed by one matrix product per chunk;
@@ -224,7 +227,6 @@ def _window_sums(full, first, width, membership) -> torch.Tensor:
       are few against the frames and groups, else over every frame.
     """
     n_frames, channels = full.shape[1], full.shape[0]
-    starts, weights = _starts(first, width, n_frames, membership)
     n_rows = weights.shape[0]
     if len(starts) * channels < 16384 or width == 1:  # per-offset products would be tiny
         chunks = _chunks(starts, max(1, (1 << 22) // (channels * width)))
@@ -250,11 +252,11 @@ def _window_sums(full, first, width, membership) -> torch.Tensor:
     return out.transpose(1, 2)
 
 
-def _sorted_window_sums(full, first, width, membership, chunk: int = 256) -> torch.Tensor:
+def _sorted_window_sums(full, starts, weights, width, chunk: int = 256) -> torch.Tensor:
     """``S[g, :, r] = sum_e M[g, e] * sort(full[:, first[e] : first[e] + width])[r]`` (NAP
-    crops, ascending, zero outside the map), in float64: each distinct window is sorted
-    once and weighted by how many events of each group start there."""
-    starts, weights = _starts(first, width, full.shape[1], membership)
+    crops, ascending, zero outside the map), in float64: each distinct window
+    (:func:`_starts`) is sorted once and weighted by how many events of each group start
+    there."""
     return _weighted_sum(
         weights.to(full.device),
         (
