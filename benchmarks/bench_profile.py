@@ -97,7 +97,7 @@ def worker(rank, world, port, n_utt, seed, device, batch_events, queue):
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     wall = time.perf_counter() - t0
-    total = prof.acc_.n_events_
+    total = prof.n_events_
     if rank == 0:
         queue.put({"wall_s": wall, "events": total, "events_rank0": events})
     if world > 1:

@@ -133,10 +133,10 @@ def profiles(
     Groupings ``phoneme`` and ``word`` read a TextGrid per utterance (beside the audio or
     under ``alignments``). ``checkpoint`` (a file) receives the partial sums every
     ``checkpoint_every`` utterances, unless the last save took over 5 % of the time since;
-    ``resume=True`` continues from it. ``workers``
-    processes extract the features. Under ``torchrun`` (``WORLD_SIZE`` > 1) each rank
-    profiles its shard and the sums are all-reduced; rank 0 returns the result, the other
-    ranks ``None``. Returns the result DataTree (see :func:`gradnap.load_profiles`).
+    ``resume=True`` continues from it. ``workers`` processes extract the features. Under
+    ``torchrun`` (``WORLD_SIZE`` > 1) each rank profiles its shard and the sums are
+    all-reduced; rank 0 returns the result, the other ranks ``None``. Returns the result
+    DataTree (see :func:`gradnap.load_profiles`).
 
     >>> tree = gradnap.profiles(model, "corpus/", group_by=["grapheme"])  # doctest: +SKIP
     """

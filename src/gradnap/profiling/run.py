@@ -110,6 +110,11 @@ class Profiler:
         raise ValueError(f"crop_width must be 'support', 'receptive_field' or an int, not {w!r}")
 
     @property
+    def n_events_(self) -> int:
+        """Events profiled so far (both halves)."""
+        return sum(h.n_events_ for h in self.halves_)
+
+    @property
     def acc_(self) -> ProfileAccumulator:
         """Both halves' sums together (a new accumulator)."""
         return ProfileAccumulator(self.neurons).merge(self.halves_[0]).merge(self.halves_[1])
@@ -262,7 +267,7 @@ class Profiler:
             "sensitivity_from": "logit",
             "blank_events": self.include_blank,
             "utterances": self.utterances_,
-            "events": sum(h.n_events_ for h in self.halves_),
+            "events": self.n_events_,
             "features": self.spec.feature_config.to_dict() if self.spec.feature_config else None,
         }
 
