@@ -367,8 +367,12 @@ def load_whisper(
 
 
 def _attach(model, folder: Path, settings: dict) -> None:
-    from tokenizers import Tokenizer
-
+    try:
+        from tokenizers import Tokenizer
+    except ImportError as exc:
+        raise WhisperModelError(
+            f"{NAME} needs the tokenizers library ({exc}): pip install 'gradnap[whisper]'"
+        ) from None
     model.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
     model.suppress_tokens = [int(t) for t in settings.get("suppress_ids", [])]
     model.begin_suppress_tokens = [int(t) for t in settings.get("suppress_ids_begin", [220, EOT])]
