@@ -53,11 +53,12 @@ def whisper_info(model) -> None:
 def whisper_eval(load_model, data, fail):
     """Greedy transcripts of a corpus, scored after Whisper's English normalisation; an
     utterance over 30 s is refused before the model is loaded."""
-    from gradnap.decode.whisper import AudioTooLong, check_lengths, evaluate_whisper
+    from gradnap.audio.io import AudioError
+    from gradnap.decode.whisper import check_lengths, evaluate_whisper
 
     try:
         check_lengths(list(data))
         ev, _ = evaluate_whisper(load_model(), list(data))
-    except AudioTooLong as exc:
+    except (AudioError, ValueError) as exc:  # AudioTooLong, a reference normalised away
         fail(str(exc))
     return ev

@@ -168,6 +168,12 @@ def evaluate_whisper(
     was_training = model.training
     model.eval()
     refs = {u.id: normalize_text(u.text) for u in utterances}
+    empty = [u.audio for u in utterances if not refs[u.id].strip()]
+    if empty:
+        raise ValueError(
+            f"{empty[0]}: the reference is empty after Whisper's normalisation "
+            f"({len(empty)} such utterance(s)); leave them out of the corpus"
+        )
     ev = Evaluation(refs, {u.id: u.speaker for u in utterances}, {"greedy": {}})
     raw: dict[str, str] = {}
     for utt in tqdm(utterances, desc="decoding", unit="utt", disable=not progress, leave=False):
