@@ -37,6 +37,7 @@ def tiny_model(seed: int = 0) -> WhisperForConditionalGeneration:
         encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
         decoder_ffn_dim=32, max_source_positions=64, max_target_positions=40,
         pad_token_id=0, bos_token_id=0, eos_token_id=0, decoder_start_token_id=1,
+        init_std=0.5,  # large enough weights that the tokens depend on the input
     )  # fmt: skip
     return WhisperForConditionalGeneration(cfg).eval()
 
@@ -70,6 +71,17 @@ def test_greedy_with_cache_equals_the_plain_loop():
     got = WD.greedy_tokens(model, x, 12, PROMPT, eot=-1)
     assert got == plain_greedy(model, x, 12, -1, every=[ref[1]], first=[ref[0], ref[1]])
     assert ref[1] not in got and got[0] != ref[0] and got != ref
+
+
+def test_a_batch_decodes_as_each_alone():
+    """Sequences that end early (here at different steps) leave the others unchanged."""
+    model = tiny_model()
+    xs = torch.randn(3, 80, 128)
+    alone = [plain_greedy(model, x, 10, eot=-1) for x in xs]
+    eot = alone[0][2]  # ends the first sequence at step 2, the others wherever it occurs
+    want = [plain_greedy(model, x, 10, eot=eot) for x in xs]
+    assert len({len(w) for w in want}) > 1  # they end at different steps
+    assert WD.greedy_batch(model, xs, 10, PROMPT, eot=eot) == want
 
 
 def test_front_end_pads_to_30_s_and_counts_own_frames():

@@ -93,14 +93,13 @@ def whisper_features(
     return out["input_features"][0].float(), int(out["attention_mask"].sum())
 
 
-def _suppression(model, vocab: int, ids) -> torch.Tensor:
+def _suppression(vocab: int, ids) -> torch.Tensor:
     mask = torch.zeros(vocab, dtype=torch.bool)
     ids = [i for i in ids if 0 <= i < vocab]
     mask[ids] = True
     return mask
 
 
-@torch.no_grad()
 def greedy_tokens(
     model,
     features: torch.Tensor,
@@ -108,28 +107,46 @@ def greedy_tokens(
     prompt: tuple[int, ...] = PROMPT,
     eot: int = EOT,
 ) -> list[int]:
-    """Greedy token ids (prompt and end of text left out) for ``(80, 3000)`` features.
+    """Greedy token ids (prompt and end of text left out) for ``(80, 3000)`` features."""
+    return greedy_batch(model, features.unsqueeze(0), max_new_tokens, prompt, eot)[0]
 
-    Uses the decoder's key/value cache: one encoder pass, one decoder step per token.
+
+@torch.no_grad()
+def greedy_batch(
+    model,
+    features: torch.Tensor,
+    max_new_tokens: int = MAX_NEW_TOKENS,
+    prompt: tuple[int, ...] = PROMPT,
+    eot: int = EOT,
+) -> list[list[int]]:
+    """Greedy token ids of each of a batch of ``(B, 80, 3000)`` features.
+
+    One encoder pass, then one decoder step per token for the whole batch, with the
+    decoder's key/value cache. The sequences run in lockstep (the prompt is the same
+    length for all); one that has ended is fed end-of-text tokens whose outputs are
+    ignored, which cannot affect the others (nothing mixes across the batch).
     """
     device = next(model.parameters()).device
     vocab = model.config.vocab_size
-    every = _suppression(model, vocab, getattr(model, "suppress_tokens", [])).to(device)
-    first = every | _suppression(model, vocab, getattr(model, "begin_suppress_tokens", [])).to(
-        device
-    )
-    enc = model.model.encoder(features.unsqueeze(0).to(device)).last_hidden_state
-    ids = torch.tensor([list(prompt)], device=device)
-    past, out = None, []
+    every = _suppression(vocab, getattr(model, "suppress_tokens", [])).to(device)
+    first = every | _suppression(vocab, getattr(model, "begin_suppress_tokens", [])).to(device)
+    enc = model.model.encoder(features.to(device)).last_hidden_state
+    n = features.shape[0]
+    ids = torch.tensor([list(prompt)] * n, device=device)
+    done = torch.zeros(n, dtype=torch.bool, device=device)
+    past, out = None, [[] for _ in range(n)]
     for step in range(max_new_tokens):
         res = model(encoder_outputs=(enc,), decoder_input_ids=ids, past_key_values=past,
                     use_cache=True)  # fmt: skip
-        logits = res.logits[0, -1].float().masked_fill(first if step == 0 else every, -np.inf)
-        token = int(logits.argmax())
-        if token == eot:
+        logits = res.logits[:, -1].float().masked_fill(first if step == 0 else every, -np.inf)
+        tokens = logits.argmax(-1)
+        done |= tokens == eot
+        for i in (~done).nonzero()[:, 0].tolist():
+            out[i].append(int(tokens[i]))
+        if bool(done.all()):
             break
-        out.append(token)
-        past, ids = res.past_key_values, torch.tensor([[token]], device=device)
+        tokens = tokens.masked_fill(done, max(eot, 0))
+        past, ids = res.past_key_values, tokens.unsqueeze(1)
     return out
 
 
@@ -156,9 +173,10 @@ def check_lengths(utterances: list[Utterance]) -> None:
 
 
 def evaluate_whisper(
-    model, utterances: list[Utterance], progress: bool = True
+    model, utterances: list[Utterance], progress: bool = True, batch_size: int = 8
 ) -> tuple[Evaluation, dict[str, str]]:
-    """Greedy transcripts of ``utterances`` scored after normalisation.
+    """Greedy transcripts of ``utterances`` (``batch_size`` at a time) scored after
+    normalisation.
 
     Returns the :class:`Evaluation` (normalised references and hypotheses, decoder
     ``"greedy"``) and the raw hypotheses by utterance id. Every utterance is checked for
@@ -176,9 +194,15 @@ def evaluate_whisper(
         )
     ev = Evaluation(refs, {u.id: u.speaker for u in utterances}, {"greedy": {}})
     raw: dict[str, str] = {}
-    for utt in tqdm(utterances, desc="decoding", unit="utt", disable=not progress, leave=False):
-        wav, sr = utt.load()
-        raw[utt.id] = transcribe(model, wav, sr, utt.audio)
-        ev.hypotheses["greedy"][utt.id] = normalize_text(raw[utt.id])
+    bar = tqdm(total=len(utterances), desc="decoding", unit="utt", disable=not progress,
+               leave=False)  # fmt: skip
+    for start in range(0, len(utterances), batch_size):
+        batch = utterances[start : start + batch_size]
+        x = torch.stack([whisper_features(*u.load(), u.audio)[0] for u in batch])
+        for utt, tokens in zip(batch, greedy_batch(model, x)):
+            raw[utt.id] = token_text(model, tokens)
+            ev.hypotheses["greedy"][utt.id] = normalize_text(raw[utt.id])
+        bar.update(len(batch))
+    bar.close()
     model.train(was_training)
     return ev, raw
