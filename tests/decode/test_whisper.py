@@ -165,6 +165,12 @@ def test_tiny_en_transcribes_the_librivox_clips(tiny_en, real_corpus, capsys):
               f"CER {100 * s['cer']:.1f} %")  # fmt: skip
     assert s["wer"] <= 0.15
     assert raw["librivox-1-0930"].strip() == "He might even have been made amiable himself."
+    # transformers' own Whisper generation, given the same settings, picks the same tokens
+    utt = data[1]
+    x, _ = WD.whisper_features(*utt.load(), utt.audio)
+    theirs = model.generate(input_features=x[None], max_new_tokens=224, num_beams=1,
+                            do_sample=False)[0].tolist()  # fmt: skip
+    assert WD.greedy_tokens(model, x) == [t for t in theirs if t < W.EOT]
 
 
 def test_eval_cli_per_speaker_and_hyps(tiny_en, real_corpus, tmp_path, registry_gives):
