@@ -12,11 +12,16 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("transformers", reason="the whisper extra: pip install 'gradnap[whisper]'")
+import gradnap
+from gradnap.models import whisper as W
+from gradnap.models.registry import MODELS
 
-import gradnap  # noqa: E402
-from gradnap.models import whisper as W  # noqa: E402
-from gradnap.models.registry import MODELS  # noqa: E402
+
+@pytest.fixture
+def transformers():
+    """The mapping's tests need transformers (the reader's do not)."""
+    return pytest.importorskip("transformers", reason="pip install 'gradnap[whisper]'")
+
 
 D, HEADS, FFN, MELS, VOCAB, SRC, TGT, LAYERS = 8, 2, 16, 4, 11, 6, 5, 2
 CODES = {np.float32: 0, np.int8: 1, np.int16: 2, np.int32: 3, np.float16: 4}
@@ -129,7 +134,7 @@ def test_reader_returns_every_tensor_exactly(tmp_path):
     assert ct2.scalar("encoder/num_heads") == HEADS and ct2.scalar("nothing", 7) == 7
 
 
-def test_mapping_round_trips_into_transformers(tmp_path):
+def test_mapping_round_trips_into_transformers(tmp_path, transformers):
     path, _, sd = tiny_file(tmp_path)
     model = W.whisper_from_ct2(W.read_ct2(path))
     cfg = model.config
@@ -150,7 +155,7 @@ def test_mapping_round_trips_into_transformers(tmp_path):
     assert not model.training
 
 
-def test_a_key_bias_changes_nothing(tmp_path):
+def test_a_key_bias_changes_nothing(tmp_path, transformers):
     """The converter stores a (zero) bias for the keys, which transformers' Whisper lacks:
     dropping it is exact for any bias, since the softmax removes the ``q . b`` it adds."""
     model = W.whisper_from_ct2(W.read_ct2(tiny_file(tmp_path)[0]))
@@ -168,7 +173,7 @@ def test_a_key_bias_changes_nothing(tmp_path):
     assert torch.allclose(before, after, atol=1e-5, rtol=0)
 
 
-def test_bad_files_are_named(tmp_path):
+def test_bad_files_are_named(tmp_path, transformers):
     path, _, _ = tiny_file(tmp_path)
     cut = tmp_path / "cut.bin"
     cut.write_bytes(path.read_bytes()[:-100])
@@ -213,7 +218,7 @@ def _wheel() -> bool:
     return True
 
 
-def test_real_tiny_en_weights():
+def test_real_tiny_en_weights(transformers):
     _wheel()
     model = W.load_whisper()
     assert {k: getattr(model.config, k) for k in W.TINY_EN} == W.TINY_EN
