@@ -1,0 +1,209 @@
+"""Exact per-token sensitivities of a Whisper encoder, many tokens in one batched backward.
+
+METHOD.md "Sensitivity" for an encoder-decoder model: ``G_l = d Y[c_e, i_e] / d A_l`` for the
+input log-mel and every encoder layer, where ``Y[c, i]`` is the decoder's logit (or
+log-probability) of token ``c`` at decoder position ``i``, teacher-forced.
+
+Two phases (``../shared/notes/generic-path.md``: batching whole backward passes does not
+pay on a CPU, removing work every event repeats does):
+
+1. decoder: one teacher-forced decoder forward on the encoder output ``enc`` (a leaf), then
+   one batched vector-Jacobian product (``is_grads_batched``) from the decoder's last hidden
+   state, whose cotangent at position ``i`` is the row ``W[c]`` of the tied output
+   projection (no backward through the 51,864-way projection), or ``W[c] - softmax(Y_i) W``
+   for the log-probability. Gives ``dY/d enc`` for E tokens, (E, T, d).
+2. encoder: a hand-written backward of the encoder, channels-last matrix products batched
+   over the E tokens, with what the forward saved: each attention layer's softmax
+   (no recomputation as in the CPU flash-attention backward), the GELU derivatives and the
+   layer-norm statistics, shared by all tokens. The attention products put the tokens in
+   the matrix dimension (``P^T [dO_1 .. dO_E]`` is one GEMM per head). The two convolutions'
+   backward is computed only over the utterance's own frames (and the one frame of halo
+   their kernels need): the padding's gradients below the first attention layer are never
+   used.
+
+Exactness: the test compares every layer with one plain autograd backward per token through
+transformers' own ``WhisperForConditionalGeneration`` (max abs diff <= 1e-6 x max|G|).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+_SQRT_2PI = math.sqrt(2 * math.pi)
+
+
+def _gelu_and_slope(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """erf GELU (as ``F.gelu``) and its derivative ``Phi(z) + z phi(z)``."""
+    cdf = 0.5 * (1 + torch.erf(z * (1 / math.sqrt(2))))
+    return F.gelu(z), cdf + z * torch.exp(-0.5 * z * z) / _SQRT_2PI
+
+
+@dataclass
+class _Norm:
+    """Saved for a layer norm's backward: normalized input and 1/std, (T, d)/(T, 1)."""
+
+    xhat: torch.Tensor
+    rstd: torch.Tensor
+    gamma: torch.Tensor
+
+    @classmethod
+    def forward(cls, ln: torch.nn.LayerNorm, x: torch.Tensor) -> tuple[torch.Tensor, _Norm]:
+        mu = x.mean(-1, keepdim=True)
+        var = (x - mu).pow(2).mean(-1, keepdim=True)
+        rstd = torch.rsqrt(var + ln.eps)
+        xhat = (x - mu) * rstd
+        return xhat * ln.weight + ln.bias, cls(xhat, rstd, ln.weight)
+
+    def backward(self, dy: torch.Tensor) -> torch.Tensor:
+        """(E, T, d) cotangent of the output -> of the input."""
+        g = dy * self.gamma
+        mean_g = g.mean(-1, keepdim=True)
+        mean_gx = (g * self.xhat).mean(-1, keepdim=True)
+        return (g - mean_g - self.xhat * mean_gx) * self.rstd
+
+
+@dataclass
+class _Layer:
+    """What one ``WhisperEncoderLayer``'s backward needs, shared by every token."""
+
+    module: torch.nn.Module
+    norm1: _Norm
+    q: torch.Tensor  # (H, T, dh), scaled
+    k: torch.Tensor  # (H, T, dh)
+    v: torch.Tensor  # (H, T, dh)
+    p: torch.Tensor  # (H, T, T) softmax
+    o: torch.Tensor  # (H, T, dh) attention output before out_proj
+    norm2: _Norm
+    slope: torch.Tensor  # (T, F) GELU'(fc1 output)
+
+
+def _layer_forward(layer, h: torch.Tensor) -> tuple[torch.Tensor, _Layer]:
+    """``WhisperEncoderLayer.forward`` for one (T, d) sequence, eval mode, saving."""
+    att = layer.self_attn
+    heads, dh = att.num_heads, att.head_dim
+    t = h.shape[0]
+    x, n1 = _Norm.forward(layer.self_attn_layer_norm, h)
+
+    def split(y):
+        return y.view(t, heads, dh).transpose(0, 1)
+
+    q = split(att.q_proj(x) * att.scaling)
+    k, v = split(att.k_proj(x)), split(att.v_proj(x))
+    p = torch.softmax(q @ k.transpose(1, 2), dim=-1)
+    o = p @ v
+    h1 = h + att.out_proj(o.transpose(0, 1).reshape(t, heads * dh))
+    x2, n2 = _Norm.forward(layer.final_layer_norm, h1)
+    f, slope = _gelu_and_slope(layer.fc1(x2))
+    return h1 + layer.fc2(f), _Layer(layer, n1, q, k, v, p, o, n2, slope)
+
+
+def _layer_backward(s: _Layer, dy: torch.Tensor) -> torch.Tensor:
+    """(E, T, d) cotangent of a layer's output -> of its input (all frames)."""
+    layer, att = s.module, s.module.self_attn
+    e, t, d = dy.shape
+    heads, dh = s.q.shape[0], s.q.shape[2]
+    df = (dy @ layer.fc2.weight).mul_(s.slope)
+    dh1 = dy + s.norm2.backward(df @ layer.fc1.weight)
+    do = (dh1 @ att.out_proj.weight).view(e, t, heads, dh)
+    # dV_h = P_h^T [dO_1 .. dO_E]: tokens in the matrix's columns, one GEMM per head
+    dv = s.p.transpose(1, 2) @ do.permute(2, 1, 0, 3).reshape(heads, t, e * dh)
+    dv = dv.view(heads, t, e, dh).permute(2, 1, 0, 3).reshape(e, t, d)
+    do_h = do.permute(2, 0, 1, 3).reshape(heads, e * t, dh)  # (H, E*T, dh)
+    ds = do_h @ s.v.transpose(1, 2)  # dP, (H, E*T, T)
+    rows = (do_h.view(heads, e, t, dh) * s.o[:, None]).sum(-1, keepdim=True)
+    ds = ds.view(heads, e, t, t).sub_(rows).mul_(s.p[:, None])  # dS = P (dP - rowsum(dO O))
+    dq = (ds.view(heads, e * t, t) @ s.k).view(heads, e, t, dh).mul_(att.scaling)
+    dk = ds.transpose(2, 3) @ s.q[:, None]  # (H, E, T, dh)
+    dq, dk = (g.permute(1, 2, 0, 3).reshape(e, t, d) for g in (dq, dk))
+    dx = dq @ att.q_proj.weight + dk @ att.k_proj.weight + dv @ att.v_proj.weight
+    return dh1 + s.norm1.backward(dx)
+
+
+class EncoderTape:
+    """One forward of a ``WhisperEncoder`` (eval mode, one utterance) that keeps every
+    activation METHOD.md profiles and what the batched backward needs.
+
+    ``features``: (n_mels, 2 * max_source_positions) log-mel, the utterance's own first
+    ``n_frames`` frames then padding. Layers, bottom to top, with their frame hop:
+    ``input`` (n_mels x n_frames, 10 ms), ``conv1`` (GELU output, d x n_frames, 10 ms),
+    ``conv2`` (GELU output, d x ceil(n_frames / 2), 20 ms), ``encoder.layers.<i>`` (each
+    layer's output, d x ceil(n_frames / 2), 20 ms). ``enc`` is the encoder's output (after
+    its final layer norm), (T, d), what the decoder attends to.
+    """
+
+    def __init__(self, encoder, features: torch.Tensor, n_frames: int):
+        if encoder.training:
+            raise ValueError("the Whisper encoder must be in eval mode (dropout would differ)")
+        expected = encoder.config.max_source_positions * 2
+        if features.dim() != 2 or features.shape[1] != expected:
+            raise ValueError(f"features must be (n_mels, {expected}), got {tuple(features.shape)}")
+        if not 0 < n_frames <= expected:
+            raise ValueError(f"n_frames must be in 1..{expected}, got {n_frames}")
+        self.encoder, self.n_frames = encoder, int(n_frames)
+        self.n_enc = (self.n_frames + 1) // 2
+        with torch.no_grad():
+            x = features.to(encoder.conv1.weight)
+            z1 = F.conv1d(x[None], encoder.conv1.weight, encoder.conv1.bias, padding=1)[0]
+            a1, self.slope1 = _gelu_and_slope(z1)
+            z2 = encoder.conv2(a1[None])[0]
+            a2, self.slope2 = _gelu_and_slope(z2)
+            h = a2.T + encoder.embed_positions.weight
+            self.layers: list[_Layer] = []
+            outs = []
+            for layer in encoder.layers:
+                h, saved = _layer_forward(layer, h)
+                self.layers.append(saved)
+                outs.append(h)
+            self.enc, self.final = _Norm.forward(encoder.layer_norm, h)
+        n, m = self.n_frames, self.n_enc
+        self.activations: dict[str, torch.Tensor] = {
+            "input": x[:, :n],
+            "conv1": a1[:, :n],
+            "conv2": a2[:, :m],
+            **{f"encoder.layers.{i}": o[:m].T for i, o in enumerate(outs)},
+        }
+        self.frame_ms = {
+            name: (10.0 if name in ("input", "conv1") else 20.0) for name in self.activations
+        }
+
+    @property
+    def layer_names(self) -> list[str]:
+        return list(self.activations)
+
+    def backward(self, d_enc: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Cotangents of the encoder output, (E, T, d), -> each layer's gradient on its own
+        frames, (E, C_l, T_own_l) (the layout of :attr:`activations`)."""
+        n, m = self.n_frames, self.n_enc
+        g = self.final.backward(d_enc)
+        grads: dict[str, torch.Tensor] = {}
+        for i in range(len(self.layers) - 1, -1, -1):
+            grads[f"encoder.layers.{i}"] = g[:, :m].transpose(1, 2)
+            g = _layer_backward(self.layers[i], g)
+        grads["conv2"] = g[:, :m].transpose(1, 2)
+        # the convolutions only over own frames and the halo their kernels need:
+        # conv1 frames 0..n (one past the end feeds the input's last frame), which need
+        # conv2 frames 0..(n+1)//2
+        enc = self.encoder
+        keep2 = min((n + 1) // 2 + 1, g.shape[1])
+        dz2 = g[:, :keep2].transpose(1, 2) * self.slope2[:, :keep2]
+        da1 = F.conv_transpose1d(dz2, enc.conv2.weight, stride=2, padding=1, output_padding=1)
+        keep1 = min(n + 1, self.slope1.shape[1])
+        da1 = da1[..., :keep1]
+        grads["conv1"] = da1[..., :n]
+        dx = F.conv_transpose1d(da1 * self.slope1[:, :keep1], enc.conv1.weight, padding=1)
+        grads["input"] = dx[..., :n]
+        return {name: grads[name].contiguous() for name in self.activations}
+
+    def bytes_per_event(self) -> int:
+        """Working memory of the encoder backward per token, in bytes (float32): the
+        attention's dP/dS (H x T x T), the FFN's (T x F) and about a dozen (T x d)."""
+        s = self.layers[0] if self.layers else None
+        t, d = self.enc.shape
+        attn = s.p.numel() if s is not None else 0
+        ffn = s.slope.numel() if s is not None else 0
+        el = self.enc.element_size()
+        return el * (2 * attn + 2 * ffn + 14 * t * d)
