@@ -152,6 +152,32 @@ def _check_events(events: Sequence[TokenEvent], n_positions: int, vocab: int) ->
             raise ValueError(f"event {e} lies outside {n_positions} positions / {vocab} classes")
 
 
+def _decoder_on_leaves(model, ids: torch.Tensor, enc: torch.Tensor):
+    """Teacher-forced decoder forward whose cross-attention keys and values are leaves.
+
+    Each decoder layer's ``encoder_attn.k_proj(enc)`` and ``v_proj(enc)`` are computed here
+    and returned by forward hooks in their place (removed on exit), so the backward through
+    the decoder stops at them. Returns the last hidden state (N, d), the 2 x layers leaves
+    (1, T, d) and the stacked projection weights (2 x layers x d, d): ``d enc`` is the
+    leaves' gradients, concatenated on the channel axis, times that matrix.
+    """
+    leaves, mats, hooks = [], [], []
+    with torch.no_grad():
+        for layer in model.model.decoder.layers:
+            for proj in (layer.encoder_attn.k_proj, layer.encoder_attn.v_proj):
+                leaves.append(proj(enc[None]).requires_grad_(True))
+                mats.append(proj.weight)
+                hooks.append(proj.register_forward_hook(lambda m, a, out, y=leaves[-1]: y))
+    try:
+        with torch.enable_grad():
+            out = model.model.decoder(input_ids=ids, encoder_hidden_states=enc[None].detach())
+            hidden = out.last_hidden_state[0]
+    finally:
+        for h in hooks:
+            h.remove()
+    return hidden, leaves, torch.cat(mats).detach()
+
+
 def iter_token_gradients(
     model,
     features: torch.Tensor,
@@ -174,19 +200,18 @@ def iter_token_gradients(
     _check_events(events, ids.shape[1], model.config.vocab_size)
     if not events:
         return
-    enc = tape.enc.detach().requires_grad_(True)
-    with torch.enable_grad():
-        hidden = model.model.decoder(input_ids=ids, encoder_hidden_states=enc[None])
-        hidden = hidden.last_hidden_state[0]
+    hidden, keys, weights = _decoder_on_leaves(model, ids, tape.enc)
     chunk = max(1, int(max_memory // tape.bytes_per_event()))
     for start in range(0, len(events), chunk):
         part = slice(start, min(start + chunk, len(events)))
         cot = _cotangents(model, hidden, events[part], sensitivity)
-        last = part.stop >= len(events)
-        (d_enc,) = torch.autograd.grad(
-            hidden, enc, cot, retain_graph=not last, is_grads_batched=True
-        )
-        yield part, tape, tape.backward(d_enc)
+        # per token, the small decoder backward to the cross-attention keys and values ...
+        d_kv = torch.stack([
+            torch.cat(torch.autograd.grad(hidden, keys, c, retain_graph=True), -1)[0]
+            for c in cot
+        ])  # fmt: skip
+        # ... then d enc = sum over layers of dK Wk + dV Wv, one GEMM for all tokens
+        yield part, tape, tape.backward(d_kv @ weights)
 
 
 def token_sensitivities(
