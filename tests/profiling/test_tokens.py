@@ -272,3 +272,22 @@ def test_token_events_with_the_wheel_tokenizer():
     assert "," not in names and "." not in names and "-" not in names
     assert "".join(n.replace("▁", " ") for n in names) == " He was not illdisposed young man"
     assert all(e.index == 1 + e.k for e in ev)
+
+
+def test_hooks_removed_and_attention_setting_restored_also_on_error():
+    model = tiny_model()
+    x = features()
+    ids, events = decoded(model, x, 2)
+    before = model.config._attn_implementation
+    projs = [p for layer in model.model.decoder.layers
+             for p in (layer.encoder_attn.k_proj, layer.encoder_attn.v_proj)]  # fmt: skip
+    T.token_sensitivities(model, x, N_FRAMES, ids, events)
+    assert model.config._attn_implementation == before
+    assert not any(p._forward_hooks for p in projs)
+    bad = [*ids[:-1], 10**6]  # an id past the vocabulary fails inside the decoder
+    with pytest.raises(IndexError):
+        T.token_sensitivities(model, x, N_FRAMES, bad, events[:1])
+    assert model.config._attn_implementation == before
+    assert not any(p._forward_hooks for p in projs)
+    with pytest.raises(ValueError, match="outside"):
+        T.token_sensitivities(model, x, N_FRAMES, ids, [T.TokenEvent(99, 1, "x", 0)])

@@ -66,17 +66,29 @@ class _Norm:
         return (g - mean_g - self.xhat * mean_gx) * self.rstd
 
 
+_FLASH = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+_FLASH_BACKWARD = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu_backward", None)
+
+
+def _use_flash(x: torch.Tensor) -> bool:
+    """The CPU flash-attention kernels (what ``scaled_dot_product_attention`` runs on the
+    CPU): their backward, batched over tokens, is 1.7x the matrix-product one below (it
+    works in cache-sized blocks instead of materializing (H, E, T, T))."""
+    return _FLASH_BACKWARD is not None and x.device.type == "cpu" and x.dtype == torch.float32
+
+
 @dataclass
 class _Layer:
     """What one ``WhisperEncoderLayer``'s backward needs, shared by every token."""
 
     module: torch.nn.Module
     norm1: _Norm
-    q: torch.Tensor  # (H, T, dh), scaled
-    k: torch.Tensor  # (H, T, dh)
-    v: torch.Tensor  # (H, T, dh)
-    p: torch.Tensor  # (H, T, T) softmax
-    o: torch.Tensor  # (H, T, dh) attention output before out_proj
+    q: torch.Tensor  # (1, H, T, dh), scaled
+    k: torch.Tensor  # (1, H, T, dh)
+    v: torch.Tensor  # (1, H, T, dh)
+    o: torch.Tensor  # (1, H, T, dh) attention output before out_proj
+    p: torch.Tensor | None  # (H, T, T) softmax (matrix-product backward), or
+    lse: torch.Tensor | None  # (1, H, T) its log-sum-exp (flash backward)
     norm2: _Norm
     slope: torch.Tensor  # (T, F) GELU'(fc1 output)
 
@@ -89,36 +101,56 @@ def _layer_forward(layer, h: torch.Tensor) -> tuple[torch.Tensor, _Layer]:
     x, n1 = _Norm.forward(layer.self_attn_layer_norm, h)
 
     def split(y):
-        return y.view(t, heads, dh).transpose(0, 1)
+        return y.view(1, t, heads, dh).transpose(1, 2).contiguous()
 
     q = split(att.q_proj(x) * att.scaling)
     k, v = split(att.k_proj(x)), split(att.v_proj(x))
-    p = torch.softmax(q @ k.transpose(1, 2), dim=-1)
-    o = p @ v
-    h1 = h + att.out_proj(o.transpose(0, 1).reshape(t, heads * dh))
+    p = lse = None
+    if _use_flash(x):
+        o, lse = _FLASH(q, k, v, 0.0, False, scale=1.0)
+    else:
+        p = torch.softmax(q[0] @ k[0].transpose(1, 2), dim=-1)
+        o = (p @ v[0])[None]
+    h1 = h + att.out_proj(o[0].transpose(0, 1).reshape(t, heads * dh))
     x2, n2 = _Norm.forward(layer.final_layer_norm, h1)
     f, slope = _gelu_and_slope(layer.fc1(x2))
-    return h1 + layer.fc2(f), _Layer(layer, n1, q, k, v, p, o, n2, slope)
+    return h1 + layer.fc2(f), _Layer(layer, n1, q, k, v, o, p, lse, n2, slope)
+
+
+def _attention_backward(s: _Layer, do: torch.Tensor):
+    """(E, T, H, dh) cotangent of the attention output -> of the scaled query, key and
+    value, each (E, T, H * dh)."""
+    e, t, heads, dh = do.shape
+    if s.lse is not None:
+        ex = lambda y: y.expand(e, *y.shape[1:])  # noqa: E731 (stride 0: no copies)
+        dq, dk, dv = _FLASH_BACKWARD(
+            do.transpose(1, 2).contiguous(), ex(s.q), ex(s.k), ex(s.v), ex(s.o), ex(s.lse),
+            0.0, False, scale=1.0,
+        )  # fmt: skip
+        return (g.transpose(1, 2).reshape(e, t, heads * dh) for g in (dq, dk, dv))
+    p, q, k, v, o = s.p, s.q[0], s.k[0], s.v[0], s.o[0]
+    # dV_h = P_h^T [dO_1 .. dO_E]: tokens in the matrix's columns, one GEMM per head
+    dv = p.transpose(1, 2) @ do.permute(2, 1, 0, 3).reshape(heads, t, e * dh)
+    dv = dv.view(heads, t, e, dh).permute(2, 1, 0, 3)
+    do_h = do.permute(2, 0, 1, 3).reshape(heads, e * t, dh)  # (H, E*T, dh)
+    ds = do_h @ v.transpose(1, 2)  # dP, (H, E*T, T)
+    rows = (do_h.view(heads, e, t, dh) * o[:, None]).sum(-1, keepdim=True)
+    ds = ds.view(heads, e, t, t).sub_(rows).mul_(p[:, None])  # dS = P (dP - rowsum(dO O))
+    dq = (ds.view(heads, e * t, t) @ k).view(heads, e, t, dh).permute(1, 2, 0, 3)
+    dk = (ds.transpose(2, 3) @ q[:, None]).permute(1, 2, 0, 3)  # (E, T, H, dh)
+    return (g.reshape(e, t, heads * dh) for g in (dq, dk, dv))
 
 
 def _layer_backward(s: _Layer, dy: torch.Tensor) -> torch.Tensor:
     """(E, T, d) cotangent of a layer's output -> of its input (all frames)."""
     layer, att = s.module, s.module.self_attn
     e, t, d = dy.shape
-    heads, dh = s.q.shape[0], s.q.shape[2]
+    heads, dh = s.q.shape[1], s.q.shape[3]
     df = (dy @ layer.fc2.weight).mul_(s.slope)
     dh1 = dy + s.norm2.backward(df @ layer.fc1.weight)
     do = (dh1 @ att.out_proj.weight).view(e, t, heads, dh)
-    # dV_h = P_h^T [dO_1 .. dO_E]: tokens in the matrix's columns, one GEMM per head
-    dv = s.p.transpose(1, 2) @ do.permute(2, 1, 0, 3).reshape(heads, t, e * dh)
-    dv = dv.view(heads, t, e, dh).permute(2, 1, 0, 3).reshape(e, t, d)
-    do_h = do.permute(2, 0, 1, 3).reshape(heads, e * t, dh)  # (H, E*T, dh)
-    ds = do_h @ s.v.transpose(1, 2)  # dP, (H, E*T, T)
-    rows = (do_h.view(heads, e, t, dh) * s.o[:, None]).sum(-1, keepdim=True)
-    ds = ds.view(heads, e, t, t).sub_(rows).mul_(s.p[:, None])  # dS = P (dP - rowsum(dO O))
-    dq = (ds.view(heads, e * t, t) @ s.k).view(heads, e, t, dh).mul_(att.scaling)
-    dk = ds.transpose(2, 3) @ s.q[:, None]  # (H, E, T, dh)
-    dq, dk = (g.permute(1, 2, 0, 3).reshape(e, t, d) for g in (dq, dk))
+    dq, dk, dv = _attention_backward(s, do)
+    dq = dq * att.scaling
     dx = dq @ att.q_proj.weight + dk @ att.k_proj.weight + dv @ att.v_proj.weight
     return dh1 + s.norm1.backward(dx)
 
@@ -200,11 +232,12 @@ class EncoderTape:
         return {name: grads[name].contiguous() for name in self.activations}
 
     def bytes_per_event(self) -> int:
-        """Working memory of the encoder backward per token, in bytes (float32): the
-        attention's dP/dS (H x T x T), the FFN's (T x F) and about a dozen (T x d)."""
+        """Working memory of the encoder backward per token, in bytes: the FFN's (T x F),
+        about 14 (T x d) and, without the flash kernel, the attention's dP/dS (H x T x T)."""
         s = self.layers[0] if self.layers else None
         t, d = self.enc.shape
-        attn = s.p.numel() if s is not None else 0
+        heads = s.q.shape[1] if s is not None else 0
+        attn = heads * t * t if s is not None and s.p is not None else 0
         ffn = s.slope.numel() if s is not None else 0
         el = self.enc.element_size()
         return el * (2 * attn + 2 * ffn + 14 * t * d)
