@@ -19,7 +19,7 @@ respect to the input log-mel and every encoder layer (conv1, conv2, 4 transforme
 Interleaved, after an untimed warm-up, ``--rounds`` rounds; tokens/s from the median round.
 The last line is one JSON object (``whisper_vs_plain`` = gradnap's tokens/s over plain's).
 
-    python benchmarks/bench_whisper.py [--seconds 10] [--rounds 3] [--captum-tokens 6]
+    python benchmarks/bench_whisper.py [--seconds 10] [--rounds 3] [--captum-tokens 6] [--tokens N]
 """
 
 from __future__ import annotations
@@ -110,6 +110,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--captum-tokens", type=int, default=6)
+    ap.add_argument("--tokens", type=int, default=0, help="only the first N token events (0: all)")
     args = ap.parse_args()
     torch.manual_seed(0)
     model = gradnap.load("whisper-tiny.en").eval()
@@ -117,6 +118,8 @@ def main():
     x, n_frames = whisper_features(wav, 16000)
     tokens = greedy_tokens(model, x)
     events = token_events(tokens, model.tokenizer, len(PROMPT), EOT)
+    if args.tokens:
+        events = events[: args.tokens]
     ids = torch.tensor([[*PROMPT, *tokens]])
     print(f"{len(wav) / 16000:.1f} s, {n_frames} frames, {len(events)} token events, "
           f"{torch.get_num_threads()} threads: {token_text(model, tokens)!r}")  # fmt: skip
