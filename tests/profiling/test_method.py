@@ -24,7 +24,7 @@ def test_profiles_by_hand(path):
     # utt s1: x = [1, 3, 2, 4]: 2*x > 5.5 at t = 1, 3 -> events with crops [1,3,2], [2,4,0]
     # utt s2: x = [5, 1, 0, 6]: events at t = 0, 3 -> crops [0,5,1], [0,6,0]
     spec = ModelSpec.from_sequential(hand_model(), labels=["_", "a"])
-    prof = Profiler(spec, group_by=["speaker"], method=path, crop_width=3)
+    prof = Profiler(spec, group_by=["speaker"], backend=path, crop_width=3)
     assert prof.update(torch.tensor([[1.0, 3, 2, 4]]), speaker="s1") == 2
     assert prof.update(torch.tensor([[5.0, 1, 0, 6]]), speaker="s2") == 2
     tree = prof.result()
@@ -90,3 +90,27 @@ def test_sort_ascending_in_parts_on_threads(monkeypatch):
     x = torch.randn(20000, 2, 9)
     x[::7, :, :4] = 0.0
     assert torch.equal(sort_ascending_(x.clone()), x.sort(dim=-1).values)
+
+
+def test_mask_scaled_per_neuron():
+    g = torch.tensor([[[0.0, -2.0], [1.0, 0.5]], [[0.0, 0.0], [0.0, 4.0]]])
+    assert method.mask(g, "neuron").tolist() == [[[0, 1], [1, 0.5]], [[0, 0], [0, 1]]]
+    with pytest.raises(ValueError, match="mask_scale"):
+        method.mask(g, "row")
+
+
+def test_variants_declare_their_sums():
+    gradnap, navai, nap = method.make_variants(navai_align="activation_gradient")
+    assert [s.key for s in gradnap.sums()] == [
+        "activation@activation_gradient",
+        "gradient@activation_gradient",
+    ]
+    assert [s.key for s in navai.sums()] == ["activation@activation_gradient"]
+    assert [s.key for s in nap.sums()] == ["sorted@activation_gradient"]
+    # NAvAI aligned like GradNAP shares GradNAP's activation sum: three sums in all
+    assert len(method.needed_sums((gradnap, navai, nap))) == 3
+    assert method.make_variants("nap,gradnap")[0].name == "nap"
+    with pytest.raises(ValueError, match="unknown variant"):
+        method.make_variants(["gradcam"])
+    with pytest.raises(ValueError, match="each once"):
+        method.make_variants(["nap", "nap"])

@@ -48,7 +48,7 @@ def sanity(
     tmp = out.with_name(f".{out.name}.part")
     table.to_netcdf(tmp, engine="h5netcdf")
     tmp.replace(out)
-    for var in ("spearman_gradnap", "spearman_abs_gradnap", "spearman_navai", "spearman_abs_navai"):
+    for var in [v for v in table.data_vars if str(v).startswith("spearman_")]:
         frame = table[var].to_pandas()
         frame.columns = [c.replace("conv", "c") for c in frame.columns]
         typer.echo(f"\n{var.replace('_', ' ')}: randomized down to (rows) x profiled layer")

@@ -34,7 +34,19 @@ def profile(
     ] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     limit: Annotated[int | None, typer.Option(help="Profile only the first N utterances.")] = None,
-    method: Annotated[str, typer.Option(help="auto, fast, generic or reference.")] = "auto",
+    backend: Annotated[
+        str, typer.Option(help="Gradient backend: auto, fast, generic or reference.")
+    ] = "auto",
+    variants: Annotated[
+        str,
+        typer.Option(help="Comma-separated profile variants: gradnap, navai, nap, saliency."),
+    ] = "gradnap,navai,nap",
+    mask_scale: Annotated[
+        str, typer.Option(help="Scale the mask over the whole window or per neuron.")
+    ] = "window",
+    navai_align: Annotated[
+        str, typer.Option(help="NAvAI alignment of hidden layers: gradient or activation_gradient.")
+    ] = "gradient",
     crop_width: Annotated[
         str, typer.Option(help="support, receptive_field or a number of frames.")
     ] = "support",
@@ -80,15 +92,18 @@ def profile(
         tree = profiles(
             spec,
             data,
-            chosen,
-            groups,
-            device,
-            alignments,
-            method,
-            width,
-            limit,
-            batch_events if batch_events == "auto" else int(batch_events),
-            include_blank,
+            layers=chosen,
+            group_by=groups,
+            device=device,
+            alignments=alignments,
+            backend=backend,
+            crop_width=width,
+            limit=limit,
+            batch_events=batch_events if batch_events == "auto" else int(batch_events),
+            include_blank=include_blank,
+            variants=variants,
+            mask_scale=mask_scale,
+            navai_align=navai_align,
             checkpoint=partial if checkpoint_every else None,
             checkpoint_every=checkpoint_every,
             resume=resume,
@@ -153,7 +168,8 @@ def summary(
     cfg = json.loads(tree.attrs.get("config", "{}"))
     console.print(
         f"{result}: {int(tree['n_events'])} events from {cfg.get('utterances')} "
-        f"utterances, method {cfg.get('method')}, layers {', '.join(tree.children)}"
+        f"utterances, backend {cfg.get('backend', cfg.get('method'))}, "
+        f"layers {', '.join(tree.children)}"
     )
     table = Table(title="groups")
     for col in ("grouping", "groups", "events", "smallest group"):

@@ -23,9 +23,10 @@ from tqdm.auto import tqdm
 
 from gradnap.audio.features import features
 from gradnap.profiling import distributed
+from gradnap.profiling.method import DEFAULT_VARIANTS
 from gradnap.profiling.run import NEEDS_ALIGNMENT, Profiler, as_spec
 
-PARTIAL_VERSION = 1
+PARTIAL_VERSION = 2  # 2: sums keyed by the variants' Sum.key
 
 
 class _Features(torch.utils.data.Dataset):
@@ -115,7 +116,7 @@ def profiles(
     group_by=("grapheme",),
     device="cpu",
     alignments: str | Path | None = None,
-    method="auto",
+    backend="auto",
     crop_width="support",
     limit: int | None = None,
     batch_events: int | str = "auto",
@@ -126,8 +127,11 @@ def profiles(
     checkpoint_every: int = 25,
     resume: bool = False,
     workers: int = 0,
+    variants=DEFAULT_VARIANTS,
+    mask_scale: str = "window",
+    navai_align: str = "gradient",
 ) -> xr.DataTree | None:
-    """GradNAP, NAvAI and NAP profiles of ``model`` over a corpus.
+    """GradNAP, NAvAI and NAP profiles (``variants``) of ``model`` over a corpus.
 
     ``data`` is a corpus folder, a :class:`gradnap.Corpus` or a list of utterances.
     Groupings ``phoneme`` and ``word`` read a TextGrid per utterance (beside the audio or
@@ -136,7 +140,9 @@ def profiles(
     ``resume=True`` continues from it. ``workers`` processes extract the features. Under
     ``torchrun`` (``WORLD_SIZE`` > 1) each rank profiles its shard and the sums are
     all-reduced; rank 0 returns the result, the other ranks ``None``. Returns the result
-    DataTree (see :func:`gradnap.load_profiles`).
+    DataTree (see :func:`gradnap.load_profiles`). ``backend`` picks the gradient backend
+    (auto, fast, generic, reference); ``variants``, ``mask_scale`` and ``navai_align`` are
+    those of :class:`gradnap.Profiler`.
 
     >>> tree = gradnap.profiles(model, "corpus/", group_by=["grapheme"])  # doctest: +SKIP
     """
@@ -144,7 +150,18 @@ def profiles(
     is_dist = distributed.init_from_env(device)
     rank, world = distributed.rank_and_world()
     profiler = Profiler(
-        spec, layers, group_by, method, crop_width, device, batch_events, include_blank, neurons
+        spec,
+        layers=layers,
+        group_by=group_by,
+        backend=backend,
+        crop_width=crop_width,
+        device=device,
+        batch_events=batch_events,
+        include_blank=include_blank,
+        neurons=neurons,
+        variants=variants,
+        mask_scale=mask_scale,
+        navai_align=navai_align,
     )
     utterances, root = corpus_utterances(data, limit)
     ids = [getattr(u, "id", str(i)) for i, u in enumerate(utterances)]
@@ -185,7 +202,7 @@ def profiles(
             saved_at = time.perf_counter()
             save_cost = saved_at - now
     if is_dist:
-        distributed.all_reduce_profiler(profiler)
+        profiler.all_reduce()
     extra = {
         "corpus": str(root) if root else None,
         "utterances_ids_first": ids[:5],

@@ -249,12 +249,14 @@ def _layer_page(
             continue
         if layer == "input":
             stem = f"input_{slug(g)}"
-            figures.save_figure(figures.input_profiles(ds, [g]), sub, stem, formats=("png",))
+            shown = sorted(_aligned_profiles(ds), key=lambda v: v != "navai")  # NAvAI first
+            fig = figures.input_profiles(ds, [g], variables=shown)
+            figures.save_figure(fig, sub, stem, formats=("png",))
             entry["images"].append(
-                {"src": f"figures/{slug(layer)}/{stem}.png", "alt": f"{g} NAvAI and GradNAP"}
+                {"src": f"figures/{slug(layer)}/{stem}.png", "alt": f"{g} {' and '.join(shown)}"}
             )
         else:
-            for var in ("gradnap", "navai"):
+            for var in _aligned_profiles(ds):
                 name = f"{var}_{slug(g)}.png"
                 figures.heatmap_png(ds[var].sel(group=g).values, sub / name)
                 entry["images"].append(
@@ -294,6 +296,12 @@ def _layer_page(
     return page
 
 
+def _aligned_profiles(ds) -> list[str]:
+    """The layer's profile variables over time offsets (NAP's ranks are not drawn)."""
+    names = str(ds.attrs.get("profiles", "gradnap,navai")).split(",")
+    return [v for v in names if v in ds and "offset" in ds[v].dims]
+
+
 def _fmt(v) -> str:
     v = float(v)
     return "n/a" if np.isnan(v) else f"{v:.3f}"
@@ -320,9 +328,7 @@ def _sanity_rows(sanity):
     if sanity is None:
         return None
     tables = []
-    for var in ("spearman_gradnap", "spearman_abs_gradnap", "spearman_navai", "spearman_abs_navai"):
-        if var not in sanity:
-            continue
+    for var in [v for v in sanity.data_vars if str(v).startswith("spearman_")]:
         da = sanity[var]
         tables.append(
             {
