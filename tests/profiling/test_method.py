@@ -114,3 +114,46 @@ def test_variants_declare_their_sums():
         method.make_variants(["gradcam"])
     with pytest.raises(ValueError, match="each once"):
         method.make_variants(["nap", "nap"])
+
+
+def test_saliency_variant_by_hand():
+    """The mask comes from the group mean of |A*G|, not from |mean G|."""
+    (variant,) = method.make_variants(["saliency"])
+    assert [s.key for s in variant.sums()] == [
+        "activation@activation_gradient",
+        "saliency@activation_gradient",
+    ]
+    key_a, key_s = "activation@activation_gradient", "saliency@activation_gradient"
+    group = {
+        key_a: torch.tensor([[[1.0, 2.0], [3.0, 4.0]]]),
+        key_s: torch.tensor([[[0.0, 4.0], [2.0, 1.0]]]),  # one group, 2 neurons x 2 offsets
+    }
+    total = {key_a: torch.tensor([[1.0, 0.0], [1.0, 2.0]]), key_s: torch.zeros(2, 2)}
+    out = variant.profile(group, total)
+    # mask = S / max S = [[0, 1], [.5, .25]]; (A - A_all) = [[0, 2], [2, 2]]
+    assert out["saliency_mask"][1].tolist() == [[[0, 1], [0.5, 0.25]]]
+    assert out["saliency"][1].tolist() == [[[0, 2], [1, 0.5]]]
+    assert out["saliency"][0] == ("group", "neuron", "offset")
+    # per neuron: rows [0, 4] / 4 and [2, 1] / 2
+    (per_neuron,) = method.make_variants(["saliency"], mask_scale="neuron")
+    assert per_neuron.profile(group, total)["saliency"][1].tolist() == [[[0, 2], [2, 1]]]
+
+
+@pytest.mark.parametrize("path", ["fast", "reference"])
+def test_saliency_profiles_of_the_hand_model(path):
+    # the events of test_profiles_by_hand; G = 2 at the event's frame, 0 elsewhere, so
+    # |A*G| crops: s1 [0, 2*3, 0], [0, 2*4, 0]; s2 [0, 2*5, 0], [0, 2*6, 0]
+    spec = ModelSpec.from_sequential(hand_model(), labels=["_", "a"])
+    prof = Profiler(
+        spec, group_by=["speaker"], backend=path, crop_width=3, variants=["gradnap", "saliency"]
+    )
+    prof.update(torch.tensor([[1.0, 3, 2, 4]]), speaker="s1")
+    prof.update(torch.tensor([[5.0, 1, 0, 6]]), speaker="s2")
+    tree = prof.result()
+    for layer in ("input", "conv1"):
+        ds = tree[layer].to_dataset()
+        assert ds.attrs["profiles"] == "gradnap,saliency"
+        assert ds["mean_saliency"].values[:, 0].tolist() == [[0, 7, 0], [0, 11, 0]]
+        assert ds["saliency_mask"].values[:, 0].tolist() == [[0, 1, 0]] * 2
+        assert ds["saliency"].values[:, 0].tolist() == [[0, -1, 0], [0, 1, 0]]
+        assert "navai" not in ds and "nap" not in ds

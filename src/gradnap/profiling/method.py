@@ -189,7 +189,40 @@ class NAP(Variant):
         return {"nap": (GNR, nap(group[key], total[key]).flip(-1))}
 
 
-VARIANTS: dict[str, type[Variant]] = {"gradnap": GradNAP, "navai": NAvAI, "nap": NAP}
+class Saliency(Variant):
+    """Saliency-adjusted GradNAP (an additional variant, not in the paper):
+    ``(mean_A[g] - mean_A[all]) * S[g] / max S[g]`` with ``S[g]`` the group mean of
+    ``|A * G|`` per neuron and offset (the saliency of each neuron at each time) instead
+    of GradNAP's ``|mean_G[g]|``: a neuron that is active where the logit depends on it
+    counts, whatever the sign of its gradient in each event. Aligned like GradNAP."""
+
+    name = "saliency"
+
+    def __init__(self, mask_scale: str = "window"):
+        self.mask_scale = mask_scale
+
+    def sums(self):
+        return (Sum("activation"), Sum("saliency"))
+
+    def profile(self, group, total):
+        key = "activation@activation_gradient"
+        a, a_all, s = group[key], total[key], group["saliency@activation_gradient"]
+        m = mask(s, self.mask_scale)
+        return {
+            "saliency": (GND, (a - a_all) * m),
+            "mean_saliency": (GND, s),
+            "saliency_mask": (GND, m),
+            "mean_activation": (GND, a),
+            "mean_activation_all": (("neuron", "offset"), a_all),
+        }
+
+
+VARIANTS: dict[str, type[Variant]] = {
+    "gradnap": GradNAP,
+    "navai": NAvAI,
+    "nap": NAP,
+    "saliency": Saliency,
+}
 DEFAULT_VARIANTS = ("gradnap", "navai", "nap")
 
 
