@@ -17,8 +17,9 @@ import xarray as xr
 from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
+from gradnap.profiling.groupings import needs
 from gradnap.profiling.method import make_variants
-from gradnap.profiling.run import NEEDS_ALIGNMENT, Profiler, as_spec
+from gradnap.profiling.run import Profiler, as_spec
 from gradnap.profiling.spec import ModelSpec
 
 DEFAULT_VARIANTS = ("gradnap", "navai")
@@ -73,7 +74,7 @@ def cascading_randomization(
 
     spec = as_spec(model)
     utterances, root = corpus_utterances(data, limit)
-    need = any(g in NEEDS_ALIGNMENT for g in group_by)
+    need = needs(group_by, "alignment")
     dataset = _Features(utterances, range(len(utterances)), spec.feature_config, None, root, need)
     items = [dataset[k][1:] for k in range(len(dataset))]  # (x, speaker, alignment, text)
     layers = spec.check_layers(layers)

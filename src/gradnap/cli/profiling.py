@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from gradnap.cli.main import _check_device, _load_model, _read, app, console, fail
+from gradnap.profiling.groupings import GROUPINGS, group_coords, needs
 
 
 @app.command()
@@ -25,9 +26,7 @@ def profile(
     ] = None,
     group_by: Annotated[
         str,
-        typer.Option(
-            help="Comma-separated groupings: grapheme, phoneme, word, speaker, target, correct."
-        ),
+        typer.Option(help=f"Comma-separated groupings: {', '.join(GROUPINGS)}."),
     ] = "grapheme",
     alignments: Annotated[
         Path | None, typer.Option(help="Folder of TextGrids (default: beside the audio).")
@@ -87,7 +86,7 @@ def profile(
     partial = out.with_name(out.name + ".partial")
     try:
         spec.check_layers(chosen)
-        if any(g in ("phoneme", "word") for g in groups):
+        if needs(groups, "alignment"):
             find_alignment(data[0], alignments, data.root)
         tree = profiles(
             spec,
@@ -174,11 +173,11 @@ def summary(
     table = Table(title="groups")
     for col in ("grouping", "groups", "events", "smallest group"):
         table.add_column(col, justify="right")
-    groups = [str(g) for g in tree["group"].values]
+    groups, groupings, _ = group_coords(tree)
     counts = tree["count"].values
     by = {}
-    for g, n in zip(groups, counts):
-        by.setdefault(g.split(":", 1)[0], []).append((int(n), g))
+    for g, grouping, n in zip(groups, groupings, counts):
+        by.setdefault(grouping, []).append((int(n), g))
     for grouping, items in by.items():
         small = min(items)
         table.add_row(

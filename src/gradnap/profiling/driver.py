@@ -23,8 +23,9 @@ from tqdm.auto import tqdm
 
 from gradnap.audio.features import features
 from gradnap.profiling import distributed
+from gradnap.profiling.groupings import needs
 from gradnap.profiling.method import DEFAULT_VARIANTS
-from gradnap.profiling.run import NEEDS_ALIGNMENT, Profiler, as_spec
+from gradnap.profiling.run import Profiler, as_spec
 
 PARTIAL_VERSION = 2  # 2: sums keyed by the variants' Sum.key
 
@@ -177,7 +178,7 @@ def profiles(
         raise FileExistsError(f"{partial}: a partial run exists; pass --resume or remove it")
     finished = set(done)
     todo = [i for i in mine if i not in finished]
-    need_alignment = any(g in NEEDS_ALIGNMENT for g in group_by)
+    need_alignment = needs(group_by, "alignment")
     dataset = _Features(utterances, todo, spec.feature_config, alignments, root, need_alignment)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=None, num_workers=workers, collate_fn=_identity

@@ -22,6 +22,7 @@ import xarray as xr
 
 from gradnap.profiling.accumulate import ProfileAccumulator
 from gradnap.profiling.align import offsets
+from gradnap.profiling.groupings import split_group
 from gradnap.profiling.method import DEFAULT_VARIANTS, Variant, make_variants
 
 
@@ -45,7 +46,14 @@ def build_tree(
     order = sorted(range(len(acc.groups_)), key=acc.groups_.__getitem__)
     groups = [acc.groups_[i] for i in order]
     counts = acc.counts_.numpy()[order]
-    root = xr.Dataset(coords={"group": groups})
+    pairs = [split_group(g) for g in groups]
+    root = xr.Dataset(
+        coords={
+            "group": groups,
+            "grouping": ("group", [p[0] for p in pairs], {"long_name": "grouping of the group"}),
+            "label": ("group", [p[1] for p in pairs], {"long_name": "label within the grouping"}),
+        }
+    )
     root["count"] = ("group", counts, {"long_name": "events per group"})
     root["n_events"] = ((), acc.n_events_, {"long_name": "events in the run"})
     if coverage:
@@ -80,6 +88,7 @@ def build_tree(
             data.update({k: (dims, x.numpy()) for k, (dims, x) in v.profile(group, total).items()})
         data["count"] = ("group", counts)
         ds = xr.Dataset(data, coords=coords)
+        ds = ds.assign_coords(grouping=root["grouping"], label=root["label"])  # not inherited
         if halves is not None:
             ds["split_half_r"] = (
                 "group",

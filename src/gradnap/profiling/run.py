@@ -11,7 +11,7 @@ from gradnap._version import __version__
 from gradnap.profiling import sensitivity
 from gradnap.profiling.accumulate import ProfileAccumulator
 from gradnap.profiling.align import align
-from gradnap.profiling.events import ctc_forced_alignment, frame_labels
+from gradnap.profiling.groupings import EventContext, group_name, make_groupings
 from gradnap.profiling.method import (
     ALIGNMENTS,
     DEFAULT_VARIANTS,
@@ -22,13 +22,7 @@ from gradnap.profiling.method import (
 from gradnap.profiling.result import build_tree
 from gradnap.profiling.spec import ModelSpec
 
-GROUPINGS = ("grapheme", "phoneme", "word", "speaker", "target", "correct")
-NEEDS_ALIGNMENT = ("phoneme", "word")
 BACKENDS = ("auto", "fast", "generic", "reference")
-
-
-def _label(symbol: str) -> str:
-    return {" ": "<space>"}.get(symbol, symbol)
 
 
 def auto_batch_events(spec: ModelSpec, device: torch.device) -> int:
@@ -49,13 +43,15 @@ class Profiler:
     """Streaming GradNAP profiles: ``update`` one utterance at a time, ``merge``, ``result``.
 
     Parameters (stored by the constructor, checked on the first ``update``): ``spec``
-    (:class:`ModelSpec`), ``layers`` (names, default all), ``group_by`` (any of grapheme,
-    phoneme, word, speaker, target, correct), ``backend`` (the gradient backend: auto,
-    fast, generic, reference), ``crop_width`` ("support": W_l, the default **[choice]**;
-    "receptive_field": the network's receptive field in layer frames; an int; or a dict per
-    layer), ``device``, ``batch_events`` (events per batch, or "auto": 128 on the CPU, on a
-    GPU as many as half its free memory holds), ``include_blank``, ``neurons`` (optional
-    dict layer -> neuron indices to keep), ``variants`` (names or
+    (:class:`ModelSpec`), ``layers`` (names, default all), ``group_by`` (names from
+    :data:`gradnap.profiling.groupings.GROUPINGS`: grapheme, phoneme, word, speaker, target,
+    correct, manner; or :class:`~gradnap.profiling.groupings.Grouping` objects),
+    ``backend`` (the gradient backend: auto, fast, generic, reference), ``crop_width``
+    ("support": W_l, the default **[choice]**; "receptive_field": the network's receptive
+    field in layer frames; an int; or a dict per layer), ``device``, ``batch_events``
+    (events per batch, or "auto": 128 on the CPU, on a GPU as many as half its free memory
+    holds), ``include_blank``, ``neurons`` (optional dict layer -> neuron indices to keep),
+    ``variants`` (names or
     :class:`~gradnap.profiling.method.Variant` objects; default gradnap, navai, nap),
     ``mask_scale`` ("window" or "neuron") and ``navai_align`` ("gradient" or
     "activation_gradient"), the variants' **[choice]** items.
@@ -99,9 +95,7 @@ class Profiler:
             return
         spec = self.spec
         layers = spec.check_layers(self.layers)
-        unknown = [g for g in self.group_by if g not in GROUPINGS]
-        if unknown:
-            raise ValueError(f"unknown grouping(s) {unknown}; groupings are {GROUPINGS}")
+        self.groupings_ = make_groupings(self.group_by)
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown backend {self.backend!r}; backends are {BACKENDS}")
         backend = (
@@ -206,14 +200,25 @@ class Profiler:
             pred = torch.as_tensor(classes, dtype=torch.long, device=pred.device)
             if pred.shape != (n_out,):
                 raise ValueError(f"classes: {tuple(pred.shape)} for {n_out} output frames")
-        per_frame = self._frame_groups(pred, logits, n_out, speaker, alignment, transcript)
+        ctx = EventContext(
+            pred,
+            logits,
+            list(spec.labels),
+            spec.blank,
+            spec.hop_seconds * spec.output_stride if spec.geometry else None,
+            speaker,
+            alignment,
+            transcript,
+        )
+        for grouping in self.groupings_:
+            grouping.check(ctx)
         keep = torch.ones_like(pred, dtype=torch.bool) if self.include_blank else pred != spec.blank
         if frames is not None:
             only = torch.zeros_like(keep)
             only[torch.as_tensor(frames, dtype=torch.long, device=keep.device)] = True
             keep &= only
         events = torch.nonzero(keep).flatten()
-        if alignment is not None and "phoneme" in self.group_by:
+        if alignment is not None and any(g.coverage for g in self.groupings_):
             self._count_coverage(alignment, set(events.tolist()), n_out)
         compute = {
             "fast": sensitivity.fast,
@@ -236,42 +241,29 @@ class Profiler:
                 )
                 for name in self.layers_
             }
-            acc.update(crops, [per_frame[t] for t in chunk.tolist()], utterance=self.utterances_)
+            acc.update(crops, self._labels(ctx, chunk, crops), utterance=self.utterances_)
         acc.flush()  # this utterance's activation-window sums
         self.utterances_ += 1
         return len(events)
 
-    def _frame_groups(self, pred, logits, n_out, speaker, alignment, transcript):
+    def _labels(self, ctx: EventContext, frames: torch.Tensor, crops) -> list[list[str]]:
+        """Each event's group names, one per grouping that labels it."""
+        if any("alignment_point" in g.needs for g in self.groupings_):
+            ctx.points = {
+                name: c.tau().to(torch.float64) * self._frame_seconds(name)
+                for name, c in crops.items()
+            }
+        frames = frames.tolist()
+        columns = [(g.name, g.labels(ctx, frames)) for g in self.groupings_]
+        return [
+            [group_name(name, col[e]) for name, col in columns if col[e] is not None]
+            for e in range(len(frames))
+        ]
+
+    def _frame_seconds(self, layer: str) -> float:
+        """Seconds per frame of a layer."""
         spec = self.spec
-        frame_s = spec.hop_seconds * spec.output_stride if spec.geometry else None
-        columns = []
-        if "grapheme" in self.group_by:
-            columns.append([f"grapheme:{_label(spec.labels[k])}" for k in pred.tolist()])
-        for grouping, tier in (("phoneme", "phones"), ("word", "words")):
-            if grouping in self.group_by:
-                if alignment is None:
-                    raise ValueError(f"grouping {grouping!r} needs an alignment (TextGrid)")
-                labels = frame_labels(getattr(alignment, tier), frame_s, n_out)
-                columns.append([f"{grouping}:{lab}" if lab else None for lab in labels])
-        if "speaker" in self.group_by:
-            if speaker is None:
-                raise ValueError("grouping 'speaker' needs the utterance's speaker")
-            columns.append([f"speaker:{speaker}"] * n_out)
-        if "target" in self.group_by or "correct" in self.group_by:
-            if transcript is None:
-                raise ValueError("groupings 'target' and 'correct' need the transcript")
-            index = {s: i for i, s in enumerate(spec.labels)}
-            ids = [index[ch] for ch in transcript]
-            path = ctc_forced_alignment(
-                torch.log_softmax(logits.T.float(), dim=-1), ids, spec.blank
-            )
-            if "target" in self.group_by:
-                columns.append([f"target:{_label(spec.labels[k])}" for k in path])
-            if "correct" in self.group_by:
-                columns.append(
-                    [f"correct:{'yes' if p == k else 'no'}" for p, k in zip(pred.tolist(), path)]
-                )
-        return [[col[t] for col in columns if col[t] is not None] for t in range(n_out)]
+        return spec.hop_seconds * (spec.geometry.stride(layer) if spec.geometry else 1)
 
     def _count_coverage(self, alignment, event_frames: set[int], n_out: int) -> None:
         from gradnap.profiling.events import span_frames
@@ -343,7 +335,8 @@ class Profiler:
             "torch_version": torch.__version__,
             "model": self.spec.description,
             "layers": self.layers_,
-            "group_by": list(self.group_by),
+            "group_by": [g.name for g in self.groupings_],
+            "groupings": {g.name: repr(g) for g in self.groupings_},
             "backend": self.backend_,
             "crop_width": self.widths_,
             "include_blank": self.include_blank,
@@ -367,8 +360,7 @@ class Profiler:
         spec = self.spec
         info = {}
         for name in self.layers_:
-            stride = spec.geometry.stride(name) if spec.geometry else 1
-            info[name] = {"frame_ms": 1000 * spec.hop_seconds * stride}
+            info[name] = {"frame_ms": 1000 * self._frame_seconds(name)}
             if name in (self.neurons or {}):
                 info[name]["neurons"] = list(self.neurons[name])
             if name == "input" and spec.feature_config is not None:

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from gradnap.analysis.clustering import groups_of, representation_power
 from gradnap.analysis.featurevis import sonify, visualize_group
 from gradnap.analysis.responsiveness import top_neurons
+from gradnap.profiling.groupings import group_coords
 from gradnap.viz import figures
 
 PAPER_PHONEMES = ("AA", "AE", "IY", "T")
@@ -87,9 +88,11 @@ def build_report(
     fig_dir.mkdir(parents=True, exist_ok=True)
     config = json.loads(tree.attrs.get("config", "{}"))
     layers = list(tree.children)
-    all_groups = [str(g) for g in tree["group"].values]
+    all_groups, grouping_of, label_of = group_coords(tree)
+    grouping_of = dict(zip(all_groups, grouping_of))
+    label_of = dict(zip(all_groups, label_of))
     counts = {g: int(n) for g, n in zip(all_groups, tree["count"].values)}
-    groups, omitted = _shown_groups(all_groups, counts, opt.max_groups)
+    groups, omitted = _shown_groups(all_groups, grouping_of, counts, opt.max_groups)
     chosen = opt.groups or [
         g
         for g in [f"phoneme:{p}" for p in PAPER_PHONEMES]
@@ -104,7 +107,7 @@ def build_report(
     bar = tqdm(total=steps, desc="report", unit="step", disable=not progress)
 
     # representation power (Figure 4) and its table
-    groupings = [g for g in ("grapheme", "phoneme") if any(x.startswith(f"{g}:") for x in groups)]
+    groupings = [g for g in ("grapheme", "phoneme") if any(grouping_of[x] == g for x in groups)]
     power = representation_power(tree, groupings, min_count=opt.min_count) if groupings else None
     figs = {}
     if power is not None:
@@ -123,7 +126,7 @@ def build_report(
     if "input" in layers:
         paper = [f"phoneme:{p}" for p in PAPER_PHONEMES if f"phoneme:{p}" in counts]
         if paper:
-            stem = "input_profiles_" + "_".join(p.split(":")[1] for p in paper)
+            stem = "input_profiles_" + "_".join(label_of[p] for p in paper)
             ds = tree["input"].to_dataset()
             figures.save_figure(figures.input_profiles(ds, paper), fig_dir, stem)
             figs["paper_input"] = f"figures/{stem}.png"
@@ -181,12 +184,12 @@ def build_report(
     return index_path
 
 
-def _shown_groups(groups, counts, max_groups):
+def _shown_groups(groups, grouping_of, counts, max_groups):
     """Per grouping, the ``max_groups`` groups with the most events (in their order), and
     the names of the others."""
     by = {}
     for g in groups:
-        by.setdefault(g.split(":", 1)[0], []).append(g)
+        by.setdefault(grouping_of[g], []).append(g)
     keep = set()
     for members in by.values():
         keep |= set(sorted(members, key=lambda g: -counts[g])[:max_groups])

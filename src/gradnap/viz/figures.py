@@ -18,6 +18,7 @@ from scipy.cluster import hierarchy  # noqa: E402
 
 from gradnap.analysis.clustering import cluster_groups, groups_of  # noqa: E402
 from gradnap.analysis.responsiveness import top_neurons  # noqa: E402
+from gradnap.profiling.groupings import group_coords  # noqa: E402
 
 CMAP = "RdBu_r"  # diverging, centred on zero
 HZ_TICKS = (100, 250, 500, 1000, 2000, 4000, 8000)
@@ -161,10 +162,12 @@ def dendrogram(
         raise ValueError(f"{layer}: fewer than 3 {grouping} groups with >= {min_count} events")
     prof = tree[layer].to_dataset()[variable].sel(group=kept)
     res = cluster_groups(prof.values.reshape(len(kept), -1), [percentile])
+    names, _, labels = group_coords(tree)
+    label_of = dict(zip(names, labels))
     fig, ax = plt.subplots(figsize=(max(6, 0.18 * len(kept)), 3.4), constrained_layout=True)
     hierarchy.dendrogram(
         res["linkage"],
-        labels=[g.split(":", 1)[1] for g in kept],
+        labels=[label_of[g] for g in kept],
         ax=ax,
         color_threshold=res["threshold"][0],
         leaf_font_size=7,
