@@ -90,3 +90,26 @@ def test_a_grouping_sees_the_alignment_point_and_the_result_has_coordinates():
     assert tree["label"].values.tolist() == ["X", "Y", "s1"]
     assert tree["conv1"].to_dataset()["grouping"].dims == ("group",)  # inherited
     assert G.group_coords(tree)[2] == ["X", "Y", "s1"]
+
+
+def test_manner_of_articulation_by_hand():
+    ctx = context()
+    # frame 0 (0 ms) lies in sil, frames 1-2 (20, 40 ms) in AE, frames 3-4 (60, 80 ms) in B
+    assert G.Manner().labels(ctx, [0, 1, 2, 3, 4]) == [
+        "silence", "vowel", "vowel", "plosive", "plosive",
+    ]  # fmt: skip
+    table = G.Manner().table
+    assert (table["HH"], table["S"], table["CH"], table["W"], table["Y"]) == (
+        "fricative", "fricative", "affricate", "glide", "glide",
+    )  # fmt: skip
+    assert (table["M"], table["NG"], table["L"], table["R"], table["spn"]) == (
+        "nasal", "nasal", "liquid", "liquid", "silence",
+    )  # fmt: skip
+    assert set(table.values()) == {
+        "vowel", "plosive", "fricative", "affricate", "nasal", "liquid", "glide", "silence",
+    }  # fmt: skip
+    # a user mapping replaces the table; phones it lacks get no group
+    place = G.Manner({"AE": "front", "B": "labial"}, name="place")
+    assert place.labels(context(), [0, 1, 3]) == [None, "front", "labial"]
+    assert place.name == "place" and "manner" in G.GROUPINGS
+    assert G.needs(["manner"], "alignment")

