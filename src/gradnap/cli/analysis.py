@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from gradnap.atomic import atomic_write
 from gradnap.cli.main import _load_model, _read, app, console, fail
 
 
@@ -44,10 +45,8 @@ def sanity(
         table = cascading_randomization(spec, data, chosen, None, groups, limit, seed)
     except (KeyError, ValueError) as exc:
         fail(str(exc).strip("'\""))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.part")
-    table.to_netcdf(tmp, engine="h5netcdf")
-    tmp.replace(out)
+    with atomic_write(out) as tmp:
+        table.to_netcdf(tmp, engine="h5netcdf")
     for var in [v for v in table.data_vars if str(v).startswith("spearman_")]:
         frame = table[var].to_pandas()
         frame.columns = [c.replace("conv", "c") for c in frame.columns]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
+from gradnap.atomic import atomic_write
 from gradnap.audio.features import features
 from gradnap.profiling import distributed
 from gradnap.profiling.groupings import needs
@@ -71,17 +71,14 @@ def partial_path(checkpoint: Path, rank: int, world: int) -> Path:
 
 
 def _save_partial(path: Path, profiler: Profiler, done: list[int], signature: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(
-        {
-            "version": PARTIAL_VERSION,
-            "signature": signature,
-            "done": list(done),
-            "profiler": profiler.state_dict(),
-        },
-        tmp,
-    )
-    os.replace(tmp, path)
+    state = {
+        "version": PARTIAL_VERSION,
+        "signature": signature,
+        "done": list(done),
+        "profiler": profiler.state_dict(),
+    }
+    with atomic_write(path, suffix=".tmp") as tmp:
+        torch.save(state, tmp)
 
 
 def _load_partial(path: Path, signature: str) -> dict:

@@ -13,13 +13,13 @@ string attribute ``config``.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from gradnap.atomic import atomic_write
 from gradnap.profiling.accumulate import ProfileAccumulator
 from gradnap.profiling.align import offsets
 from gradnap.profiling.groupings import split_group
@@ -127,13 +127,8 @@ def _split_half(halves, layer: str, groups: list[str], variant: Variant) -> np.n
 def save_profiles(tree: xr.DataTree, path: str | Path) -> Path:
     """Write NetCDF (h5netcdf) under a temporary name, then rename into place."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
-    try:
+    with atomic_write(path) as tmp:
         tree.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

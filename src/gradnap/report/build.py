@@ -10,7 +10,6 @@ Nothing is loaded from the network. Pages are rendered with Jinja2.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from tqdm.auto import tqdm
 from gradnap.analysis.clustering import groups_of, representation_power
 from gradnap.analysis.featurevis import sonify, visualize_group
 from gradnap.analysis.responsiveness import top_neurons
+from gradnap.atomic import atomic_write, write_text
 from gradnap.profiling.groupings import group_coords
 from gradnap.viz import figures
 
@@ -60,9 +60,7 @@ def slug(text: str) -> str:
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, text)
 
 
 def build_report(
@@ -113,8 +111,8 @@ def build_report(
     if power is not None:
         figures.save_figure(figures.silhouette_plot(power), fig_dir, "silhouette_per_layer")
         table = fig_dir / "representation_power.nc"
-        power.to_netcdf(table.with_name(f".{table.name}.part"), engine="h5netcdf")
-        os.replace(table.with_name(f".{table.name}.part"), table)
+        with atomic_write(table) as tmp:
+            power.to_netcdf(tmp, engine="h5netcdf")
         _write_text(
             fig_dir / "representation_power.csv",
             power[["mean_silhouette", "n_defined"]].to_dataframe().to_csv(),
@@ -286,9 +284,8 @@ def _layer_page(
                 figures.save_figure(figures.optimal_input_figure(x), fig_dir, stem)
                 if spec.feature_config is not None:
                     wav = sonify(x.values, spec.feature_config, stats)
-                    tmp = fig_dir / f".{stem}.part.wav"
-                    sf.write(tmp, wav, spec.feature_config.sample_rate, format="WAV")
-                    os.replace(tmp, fig_dir / f"{stem}.wav")
+                    with atomic_write(fig_dir / f"{stem}.wav") as tmp:
+                        sf.write(tmp, wav, spec.feature_config.sample_rate, format="WAV")
                     entry["audio"] = f"figures/{stem}.wav"
                 entry["featvis"] = f"figures/{stem}.png"
                 hist = x.attrs["history"]
