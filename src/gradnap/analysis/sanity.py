@@ -70,12 +70,14 @@ def cascading_randomization(
 
     >>> table = cascading_randomization(gradnap.load(), "corpus/", limit=20)  # doctest: +SKIP
     """
-    from gradnap.profiling.driver import _Features, corpus_utterances
+    from gradnap.profiling.driver import FeatureDataset, corpus_utterances
 
     spec = as_spec(model)
     utterances, root = corpus_utterances(data, limit)
     need = needs(group_by, "alignment")
-    dataset = _Features(utterances, range(len(utterances)), spec.feature_config, None, root, need)
+    dataset = FeatureDataset(
+        utterances, range(len(utterances)), spec.feature_config, None, root, need
+    )
     items = [dataset[k][1:] for k in range(len(dataset))]  # (x, speaker, alignment, text)
     layers = spec.check_layers(layers)
     with torch.no_grad():

@@ -71,11 +71,10 @@ def profile(
     Under torchrun (torchrun --nproc-per-node N -m gradnap profile ...) each process
     profiles its own shard of the corpus; rank 0 writes the result."""
     from gradnap.corpus.textgrid import AlignmentError, find_alignment
-    from gradnap.profiling import profiles, save_profiles
+    from gradnap.profiling import profiles
     from gradnap.profiling.spec import ModelSpec
 
     net = _load_model(model)
-    spec = ModelSpec.from_wav2letter(net)
     groups = [g.strip() for g in group_by.split(",") if g.strip()]
     chosen = [n.strip() for n in layers.split(",")] if layers else None
     width = int(crop_width) if crop_width.isdigit() else crop_width
@@ -83,14 +82,14 @@ def profile(
     if corpus is None:
         from gradnap.models.checkpoint import DEFAULT_CORPUS as corpus
     data = _read(corpus, skip_bad, net.alphabet, net.feature_config)
-    partial = out.with_name(out.name + ".partial")
     try:
-        spec.check_layers(chosen)
+        ModelSpec.from_wav2letter(net).check_layers(chosen)
         if needs(groups, "alignment"):
             find_alignment(data[0], alignments, data.root)
         tree = profiles(
-            spec,
+            net,
             data,
+            out=out,
             layers=chosen,
             group_by=groups,
             device=device,
@@ -103,52 +102,23 @@ def profile(
             variants=variants,
             mask_scale=mask_scale,
             navai_align=navai_align,
-            checkpoint=partial if checkpoint_every else None,
             checkpoint_every=checkpoint_every,
             resume=resume,
             workers=workers,
         )
     except AlignmentError as exc:
         fail(
-            f"{exc}\n(groupings phoneme and word need TextGrids: pass --alignments DIR, or "
-            "make them with 'gradnap align')"
+            f"{exc}\n(groupings phoneme, word and manner need TextGrids: pass --alignments "
+            "DIR, or make them with 'gradnap align')"
         )
     except (KeyError, ValueError, FileExistsError) as exc:
         fail(str(exc).strip("'\""))
-    from gradnap.profiling import distributed
-
-    rank, world = distributed.rank_and_world()
-    if tree is None:  # not rank 0: rank 0 writes the result
-        _finish(partial, rank, world)
+    if tree is None:  # not rank 0: rank 0 wrote the result
         return
-    import json
-
-    from gradnap.models.checkpoint import DEFAULT_MODEL
-
-    cfg = json.loads(tree.attrs["config"])
-    cfg["model_path"] = str(Path(model or DEFAULT_MODEL).resolve())
-    tree.attrs["config"] = json.dumps(cfg, default=str)
-    save_profiles(tree, out)
-    _finish(partial, rank, world)
-    ev = int(tree["n_events"])
     console.print(
-        f"profiles: {out} ({ev} events, {len(tree['group'])} groups, "
+        f"profiles: {out} ({int(tree['n_events'])} events, {len(tree['group'])} groups, "
         f"layers {', '.join(tree.children)})"
     )
-
-
-def _finish(partial: Path, rank: int, world: int) -> None:
-    """Once the result is written, the partial checkpoints go (each rank its own)."""
-    from gradnap.profiling.driver import partial_path
-
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
-        partial_path(partial, rank, world).unlink(missing_ok=True)
-        dist.destroy_process_group()
-    else:
-        partial.unlink(missing_ok=True)
 
 
 @app.command()

@@ -120,4 +120,5 @@ def load(path: str | Path | None = None, device: str | torch.device = "cpu") -> 
                 f"{path}: the bundled default model is missing from this installation"
             )
     model = model_from_checkpoint(read_checkpoint(path), path)
+    model.source_path = str(Path(path).resolve())  # provenance, recorded by gradnap.profiles
     return model.to(device).eval()

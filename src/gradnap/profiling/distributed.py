@@ -3,34 +3,16 @@
 Accumulators are sums and counts, so the work splits by utterance and merges by addition:
 each rank profiles its own shard of the corpus and the sums are all-reduced once at the
 end (gloo on CPU, NCCL on CUDA). Groups are matched by name, so ranks may see different
-groups; the result does not depend on the number of processes.
+groups; the result does not depend on the number of processes. Joining and leaving the
+process group: :mod:`gradnap.parallel`.
 """
 
 from __future__ import annotations
 
-import os
-
 import torch
 import torch.distributed as dist
 
-
-def init_from_env(device: str = "cpu") -> bool:
-    """Join the process group ``torchrun`` describes (``WORLD_SIZE`` > 1); returns whether
-    this is a distributed run."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return False
-    if not dist.is_initialized():
-        backend = "nccl" if str(device).startswith("cuda") else "gloo"
-        dist.init_process_group(backend)
-        if backend == "nccl":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    return True
-
-
-def rank_and_world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+from gradnap.parallel import init_from_env, rank_and_world  # noqa: F401 (set-up lives there)
 
 
 def shard(durations: list[float], rank: int, world: int) -> list[int]:
