@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from gradnap.atomic import atomic_write
-from gradnap.cli.main import _load_model, _read, app, console, fail
+from gradnap.cli.common import app, console, fail, load_model, read
 
 
 @app.command()
@@ -34,10 +33,10 @@ def sanity(
     from gradnap.analysis.sanity import cascading_randomization
     from gradnap.profiling.spec import ModelSpec
 
-    net = _load_model(model)
+    net = load_model(model)
     if corpus is None:
         from gradnap.models.checkpoint import DEFAULT_CORPUS as corpus
-    data = _read(corpus, False, net.alphabet, net.feature_config)
+    data = read(corpus, False, net.alphabet, net.feature_config)
     spec = ModelSpec.from_wav2letter(net)
     chosen = [n.strip() for n in layers.split(",")] if layers else None
     groups = [g.strip() for g in group_by.split(",") if g.strip()]
@@ -86,14 +85,15 @@ def report(
     import xarray as xr
 
     from gradnap.profiling import load_profiles
+    from gradnap.profiling.result import config_of
     from gradnap.report import ReportOptions, build_report
 
     try:
         tree = load_profiles(result)
     except (FileNotFoundError, OSError, ValueError) as exc:
         fail(f"{result}: not a readable profile result ({exc})")
-    config = json.loads(tree.attrs.get("config", "{}"))
-    net = _load_model(model, config)
+    config = config_of(tree)
+    net = load_model(model, config)
     table = None
     if sanity_table is not None:
         try:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from gradnap.cli.main import _check_device, _load_model, _read, app, console, fail
+from gradnap.cli.common import app, check_device, console, fail, load_model, read
 from gradnap.profiling.groupings import GROUPINGS, group_coords, needs
 
 
@@ -74,14 +74,14 @@ def profile(
     from gradnap.profiling import profiles
     from gradnap.profiling.spec import ModelSpec
 
-    net = _load_model(model)
+    net = load_model(model)
     groups = [g.strip() for g in group_by.split(",") if g.strip()]
     chosen = [n.strip() for n in layers.split(",")] if layers else None
     width = int(crop_width) if crop_width.isdigit() else crop_width
-    _check_device(device)
+    check_device(device)
     if corpus is None:
         from gradnap.models.checkpoint import DEFAULT_CORPUS as corpus
-    data = _read(corpus, skip_bad, net.alphabet, net.feature_config)
+    data = read(corpus, skip_bad, net.alphabet, net.feature_config)
     try:
         ModelSpec.from_wav2letter(net).check_layers(chosen)
         if needs(groups, "alignment"):
@@ -126,15 +126,15 @@ def summary(
     result: Annotated[Path, typer.Argument(help="Profile result (NetCDF).")],
 ) -> None:
     """Print what a profile result holds: run settings, groups and counts, phone coverage."""
-    import json
 
     from gradnap.profiling import load_profiles
+    from gradnap.profiling.result import config_of
 
     try:
         tree = load_profiles(result)
     except (FileNotFoundError, OSError, ValueError) as exc:
         fail(f"{result}: not a readable profile result ({exc})")
-    cfg = json.loads(tree.attrs.get("config", "{}"))
+    cfg = config_of(tree)
     console.print(
         f"{result}: {int(tree['n_events'])} events from {cfg.get('utterances')} "
         f"utterances, backend {cfg.get('backend', cfg.get('method'))}, "

@@ -143,7 +143,7 @@ def load_profiles(path: str | Path) -> xr.DataTree:
 
 def config_of(tree: xr.DataTree) -> dict:
     """The run's configuration stored in the result."""
-    return json.loads(tree.attrs["config"])
+    return json.loads(tree.attrs.get("config", "{}"))
 
 
 def to_table(tree: xr.DataTree, layer: str, variable: str = "gradnap") -> pd.DataFrame:

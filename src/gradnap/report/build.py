@@ -9,7 +9,6 @@ Nothing is loaded from the network. Pages are rendered with Jinja2.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,13 +77,14 @@ def build_report(
     ``sanity`` is the table of :func:`gradnap.analysis.cascading_randomization`; ``stats``
     (:class:`gradnap.FeatureStats`) sets the loudness of the optimal inputs' audio.
     """
+    from gradnap.profiling.result import config_of
     from gradnap.profiling.run import as_spec
 
     opt = options or ReportOptions()
     out = Path(out)
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
-    config = json.loads(tree.attrs.get("config", "{}"))
+    config = config_of(tree)
     layers = list(tree.children)
     all_groups, grouping_of, label_of = group_coords(tree)
     grouping_of = dict(zip(all_groups, grouping_of))
