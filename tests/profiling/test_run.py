@@ -201,3 +201,16 @@ def test_only_the_sums_of_the_chosen_variants_are_kept(spec):
     ds = prof.result()["conv2"].to_dataset()
     assert {"nap", "count", "split_half_r"} == set(ds.data_vars)
     assert ds.attrs["profiles"] == "nap"
+
+
+def test_sensitivity_of_the_log_probability(spec):
+    items = utterances(1)
+    logit = run(spec, items, layers=["conv2"]).result()
+    log_prob = run(spec, items, layers=["conv2"], sensitivity="log_prob").result()
+    a, b = logit["conv2"].to_dataset(), log_prob["conv2"].to_dataset()
+    np.testing.assert_array_equal(a["count"], b["count"])  # the same events ...
+    assert a["group"].values.tolist() == b["group"].values.tolist()
+    assert not np.allclose(a["mean_gradient"], b["mean_gradient"])  # ... other gradients
+    assert config_of(log_prob)["sensitivity_from"] == "log_prob"
+    with pytest.raises(ValueError, match="sensitivity"):
+        Profiler(spec, sensitivity="prob").update(torch.randn(128, 40))

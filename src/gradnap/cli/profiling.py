@@ -46,6 +46,9 @@ def profile(
     navai_align: Annotated[
         str, typer.Option(help="NAvAI alignment of hidden layers: gradient or activation_gradient.")
     ] = "gradient",
+    sensitivity: Annotated[
+        str, typer.Option(help="Gradient of the class's logit or of its log_prob.")
+    ] = "logit",
     crop_width: Annotated[
         str, typer.Option(help="support, receptive_field or a number of frames.")
     ] = "support",
@@ -102,6 +105,7 @@ def profile(
             variants=variants,
             mask_scale=mask_scale,
             navai_align=navai_align,
+            sensitivity=sensitivity,
             checkpoint_every=checkpoint_every,
             resume=resume,
             workers=workers,

@@ -132,6 +132,7 @@ def profiles(
     mask_scale: str = "window",
     navai_align: str = "gradient",
     out: str | Path | None = None,
+    sensitivity: str = "logit",
 ) -> xr.DataTree | None:
     """GradNAP, NAvAI and NAP profiles (``variants``) of ``model`` over a corpus.
 
@@ -140,7 +141,7 @@ def profiles(
     a :class:`gradnap.Corpus` or a list of utterances. Groupings that need an alignment
     (phoneme, word, manner) read a TextGrid per utterance (beside the audio or under
     ``alignments``). ``backend`` picks the gradient backend (auto, fast, generic,
-    reference); ``variants``, ``mask_scale`` and ``navai_align`` are those of
+    reference); ``variants``, ``mask_scale``, ``navai_align`` and ``sensitivity`` are those of
     :class:`gradnap.Profiler`. ``workers`` processes extract the features.
 
     ``out`` (a file): the result is written there atomically; the partial sums go to
@@ -176,6 +177,7 @@ def profiles(
             variants=variants,
             mask_scale=mask_scale,
             navai_align=navai_align,
+            sensitivity=sensitivity,
         )
         partial = partial_path(Path(checkpoint), rank, world) if checkpoint else None
         extra = _run(

@@ -8,7 +8,7 @@ import torch
 import xarray as xr
 
 from gradnap._version import __version__
-from gradnap.profiling import sensitivity
+from gradnap.profiling import sensitivity as backends
 from gradnap.profiling.accumulate import ProfileAccumulator
 from gradnap.profiling.align import align
 from gradnap.profiling.groupings import EventContext, group_name, make_groupings
@@ -54,7 +54,9 @@ class Profiler:
     ``variants`` (names or
     :class:`~gradnap.profiling.method.Variant` objects; default gradnap, navai, nap),
     ``mask_scale`` ("window" or "neuron") and ``navai_align`` ("gradient" or
-    "activation_gradient"), the variants' **[choice]** items.
+    "activation_gradient"), the variants' **[choice]** items, and ``sensitivity`` ("logit":
+    the gradient of the predicted class's logit, the default **[choice]**; "log_prob": of
+    its log probability).
 
     Learned state (after the first ``update``) ends in ``_``: ``backend_``, ``widths_``,
     ``variants_``, ``batch_events_``, ``halves_`` (two accumulators, one per half of the
@@ -75,6 +77,7 @@ class Profiler:
         variants=DEFAULT_VARIANTS,
         mask_scale="window",
         navai_align="gradient",
+        sensitivity="logit",
     ):
         self.spec = spec
         self.layers = layers
@@ -88,6 +91,7 @@ class Profiler:
         self.variants = variants
         self.mask_scale = mask_scale
         self.navai_align = navai_align
+        self.sensitivity = sensitivity
 
     def _validate(self) -> None:
         """Check the parameters and set up the learned state (once, on first use)."""
@@ -107,6 +111,10 @@ class Profiler:
             raise ValueError("backend 'fast' needs a stack of Conv1d layers (ModelSpec.stack)")
         if self.navai_align not in ALIGNMENTS:
             raise ValueError(f"navai_align must be one of {ALIGNMENTS}, not {self.navai_align!r}")
+        if self.sensitivity not in backends.SENSITIVITIES:
+            raise ValueError(
+                f"sensitivity must be one of {backends.SENSITIVITIES}, not {self.sensitivity!r}"
+            )
         if self.mask_scale not in MASK_SCALES:
             raise ValueError(f"mask_scale must be one of {MASK_SCALES}, not {self.mask_scale!r}")
         self.variants_ = make_variants(
@@ -221,14 +229,16 @@ class Profiler:
         if alignment is not None and any(g.coverage for g in self.groupings_):
             self._count_coverage(alignment, set(events.tolist()), n_out)
         compute = {
-            "fast": sensitivity.fast,
-            "generic": sensitivity.generic,
-            "reference": sensitivity.reference,
+            "fast": backends.fast,
+            "generic": backends.generic,
+            "reference": backends.reference,
         }[self.backend_]
         acc = self.halves_[(self.utterances_ if index is None else index) % 2]
         for chunk in torch.split(events, self.batch_events_) if len(events) else ():
             c = pred[chunk]
             kwargs = {"record": record} if self.backend_ == "fast" else {}
+            if self.sensitivity != "logit":  # backends of the plain signature need not know
+                kwargs["sensitivity"] = self.sensitivity
             windows = compute(spec, x, chunk, c, self.layers_, **kwargs)
             crops = {
                 name: align(
@@ -347,7 +357,7 @@ class Profiler:
             " (input: sum_f |G| under both)",
             "mask_scale": self.mask_scale,
             "navai_align": self.navai_align,
-            "sensitivity_from": "logit",
+            "sensitivity_from": self.sensitivity,
             "blank_events": self.include_blank,
             "utterances": self.utterances_,
             "events": self.n_events_,
