@@ -51,3 +51,23 @@ def test_ties_go_to_the_earliest_frame():
     full = torch.ones(1, 4)
     c = align(full, Window(torch.ones(1, 1, 4), torch.tensor([0])), 1, False)
     assert c.tau().tolist() == [0]
+
+
+def test_sort_ascending_matches_torch():
+    from gradnap.profiling.align import sort_ascending_
+
+    x = torch.randn(5, 7, 33)
+    x[0, 0, :5] = 0.0
+    expected = x.sort(dim=-1).values
+    assert torch.equal(sort_ascending_(x.clone()), expected)
+    assert torch.equal(sort_ascending_(x.permute(0, 2, 1).clone().permute(0, 2, 1)), expected)
+
+
+def test_sort_ascending_in_parts_on_threads(monkeypatch):
+    """Large arrays are sorted in row blocks on torch.get_num_threads() threads."""
+    from gradnap.profiling.align import sort_ascending_
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
+    x = torch.randn(20000, 2, 9)
+    x[::7, :, :4] = 0.0
+    assert torch.equal(sort_ascending_(x.clone()), x.sort(dim=-1).values)

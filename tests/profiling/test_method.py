@@ -5,7 +5,6 @@ import torch
 from torch import nn
 
 from gradnap.profiling import ModelSpec, Profiler, method
-from gradnap.profiling.events import ctc_forced_alignment, frame_labels, span_frames
 
 
 def hand_model():
@@ -49,47 +48,6 @@ def test_mask_and_responsiveness():
     assert method.mask(g).tolist() == [[[0, 1], [0.5, 0.25]], [[0, 0], [0, 0]]]
     p = torch.tensor([[1.0, -3.0, 1.0], [2.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
     assert method.responsiveness(p).tolist() == [-5.0, 3.0, 0.0]
-
-
-def test_span_frames_use_the_frame_centre():
-    # output frames every 20 ms: frame t is centred at 20 t ms
-    assert list(span_frames(0.0, 0.05, 0.02, 100)) == [0, 1, 2]
-    assert list(span_frames(0.04, 0.06, 0.02, 100)) == [2]  # a boundary on a centre: later span
-    assert list(span_frames(0.041, 0.059, 0.02, 100)) == []
-    assert list(span_frames(1.9, 5.0, 0.02, 100)) == list(range(95, 100))
-    labels = frame_labels([("sil", 0.0, 0.03), ("AH", 0.03, 0.09)], 0.02, 6)
-    assert labels == ["sil", "sil", "AH", "AH", "AH", None]
-
-
-def test_ctc_forced_alignment():
-    lp = torch.full((6, 3), -10.0)
-    for t, k in enumerate([1, 1, 0, 1, 2, 0]):
-        lp[t, k] = 0.0
-    assert ctc_forced_alignment(lp, [1, 1, 2]) == [1, 1, 0, 1, 2, 0]
-    # forced: the target wins where the model disagrees
-    assert ctc_forced_alignment(lp, [2]).count(2) >= 1
-    with pytest.raises(ValueError, match="too few"):
-        ctc_forced_alignment(lp[:2], [1, 1, 1])
-
-
-def test_sort_ascending_matches_torch():
-    from gradnap.profiling.align import sort_ascending_
-
-    x = torch.randn(5, 7, 33)
-    x[0, 0, :5] = 0.0
-    expected = x.sort(dim=-1).values
-    assert torch.equal(sort_ascending_(x.clone()), expected)
-    assert torch.equal(sort_ascending_(x.permute(0, 2, 1).clone().permute(0, 2, 1)), expected)
-
-
-def test_sort_ascending_in_parts_on_threads(monkeypatch):
-    """Large arrays are sorted in row blocks on torch.get_num_threads() threads."""
-    from gradnap.profiling.align import sort_ascending_
-
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
-    x = torch.randn(20000, 2, 9)
-    x[::7, :, :4] = 0.0
-    assert torch.equal(sort_ascending_(x.clone()), x.sort(dim=-1).values)
 
 
 def test_mask_scaled_per_neuron():
