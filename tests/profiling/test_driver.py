@@ -1,12 +1,17 @@
 """gradnap.profiles over a corpus: the library owns the run (result written atomically,
 partial file kept and then deleted, provenance), the checkpoint throttling rule on a fake
-clock, feature workers."""
+clock, feature workers; partial files hold tensors and plain data only, never code."""
 
+import pickle
+
+import numpy as np
 import pytest
+import torch
 
 import gradnap
+from gradnap.models import Wav2Letter
 from gradnap.models.checkpoint import DEFAULT_CORPUS, DEFAULT_MODEL
-from gradnap.profiling import driver
+from gradnap.profiling import ModelSpec, Profiler, driver
 from gradnap.profiling.result import config_of
 from tests.profiling.test_run import assert_trees_close
 
@@ -91,3 +96,49 @@ def test_feature_workers_change_nothing():
     workers = gradnap.profiles(model, DEFAULT_CORPUS, workers=2, **kw)
     assert int(inline["n_events"]) == int(workers["n_events"]) > 0
     assert_trees_close(inline, workers)
+
+
+class _Payload:
+    """Unpickling this would create ``marker`` (what a crafted partial file could do)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_crafted_partial_file_is_refused_without_running_code(tmp_path):
+    marker = tmp_path / "pwned"
+    partial = tmp_path / "result.nc.partial"
+    torch.save(
+        {"version": driver.PARTIAL_VERSION, "signature": "x", "x": _Payload(marker)}, partial
+    )
+    with pytest.raises(ValueError, match="not a readable gradnap partial profile"):
+        driver._load_partial(partial, "x")
+    assert not marker.exists()
+    # a plain pickle (not a torch file) gets the same refusal
+    partial.write_bytes(pickle.dumps(_Payload(marker)))
+    with pytest.raises(ValueError, match=str(partial.name)):
+        driver._load_partial(partial, "x")
+    assert not marker.exists()
+
+
+def test_real_partial_file_round_trips_under_weights_only(tmp_path):
+    torch.manual_seed(0)
+    spec = ModelSpec.from_wav2letter(Wav2Letter.from_preset("tiny").eval())
+    prof = Profiler(spec, group_by=["grapheme"], layers=["input", "conv1"])
+    prof.update(torch.randn(128, 120), index=0)
+    prof.update(torch.randn(128, 90), index=1)
+    path = tmp_path / "p.partial"
+    driver._save_partial(path, prof, [0, 1], "sig")
+    state = driver._load_partial(path, "sig")
+    assert state["done"] == [0, 1]
+    again = Profiler(spec, group_by=["grapheme"], layers=["input", "conv1"])
+    again.load_state_dict(state["profiler"])
+    a, b = prof.result(), again.result()
+    for layer in ("input", "conv1"):
+        for var in a[layer].data_vars:
+            np.testing.assert_allclose(a[layer][var].values, b[layer][var].values, rtol=1e-12)
+    with pytest.raises(ValueError, match="other settings"):
+        driver._load_partial(path, "another")

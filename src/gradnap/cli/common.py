@@ -26,11 +26,17 @@ def fail(message: str) -> None:
     raise typer.Exit(1)
 
 
-def load_model(path: Path | None, config: dict | None = None):
+def load_model(path: Path | None, config: dict | None = None, named_ok: bool = False):
     """A model file (None: the one a result's ``config`` names, else the bundled model),
-    or a clear error."""
+    or a clear error. A model name (whisper-tiny.en) only where ``named_ok``."""
     from gradnap.models.checkpoint import CheckpointError, load
+    from gradnap.models.registry import registered
 
+    if registered(path) and not named_ok:
+        fail(
+            f"--model {path}: works with model-info and eval for now; profiling it needs "
+            f"token events for encoder-decoder models, which are not implemented yet"
+        )
     if path is None and config and config.get("model_path"):
         path = Path(config["model_path"])
         if not path.is_file():
