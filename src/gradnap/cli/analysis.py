@@ -26,6 +26,9 @@ def sanity(
     group_by: Annotated[str, typer.Option(help="Comma-separated groupings.")] = "grapheme",
     limit: Annotated[int | None, typer.Option(help="Use only the first N utterances.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random weights.")] = 0,
+    variants: Annotated[
+        str, typer.Option(help="Comma-separated profile variants compared (gradnap, navai, ...).")
+    ] = "gradnap,navai",
 ) -> None:
     """Model-randomization sanity check (Adebayo et al. 2018): Spearman correlation of the
     trained model's profiles with those after randomizing its weights from the top layer
@@ -41,7 +44,15 @@ def sanity(
     chosen = [n.strip() for n in layers.split(",")] if layers else None
     groups = [g.strip() for g in group_by.split(",") if g.strip()]
     try:
-        table = cascading_randomization(spec, data, chosen, None, groups, limit, seed)
+        table = cascading_randomization(
+            spec,
+            data,
+            layers=chosen,
+            group_by=groups,
+            limit=limit,
+            seed=seed,
+            variants=[v.strip() for v in variants.split(",") if v.strip()],
+        )
     except (KeyError, ValueError) as exc:
         fail(str(exc).strip("'\""))
     with atomic_write(out) as tmp:
