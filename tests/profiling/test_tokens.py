@@ -189,6 +189,7 @@ def test_a_crop_reaching_past_the_utterance_is_zero_there():
     g[1, :, 0] = 1.0
     crop = T.align_layer(a, g, 4, is_input=False)  # offsets -2..1
     assert crop.tau.tolist() == [5, 0]
+    assert crop.seconds.tolist() == [0.1, 0.0]  # frame 5 of 20 ms
     assert crop.activation[0, 0].tolist() == [4.0, 5.0, 6.0, 0.0]
     assert crop.activation[1, 0].tolist() == [0.0, 0.0, 1.0, 2.0]
     assert crop.gradient[0, 0].tolist() == [0.0, 0.0, 1.0, 0.0]

@@ -125,6 +125,13 @@ class TokenCrops:
     offsets: torch.Tensor
     frame_ms: float
 
+    @property
+    def seconds(self) -> torch.Tensor:
+        """(E,) alignment times in seconds (``tau x frame_ms / 1000``; a frame is centred
+        at its index times the hop, conv2's frame t at conv1's 2t): what a grouping that
+        labels a token by the phone or word at its aligned time needs."""
+        return self.tau.to(torch.float64) * (self.frame_ms / 1000.0)
+
 
 def _cotangents(model, hidden: torch.Tensor, events: Sequence[TokenEvent], sensitivity: str):
     """Cotangents of the decoder's last hidden state (E, N, d) whose vjp is d Y / d hidden
