@@ -142,7 +142,9 @@ def main():
     for r in range(args.rounds):
         for name, fn in runs.items():
             times[name].append(timed(fn))
-        print(f"round {r + 1}: " + "  ".join(f"{k} {1 / v[-1]:.2f} tok/s" for k, v in times.items()))
+        print(
+            f"round {r + 1}: " + "  ".join(f"{k} {1 / v[-1]:.2f} tok/s" for k, v in times.items())
+        )
     rate = {k: 1.0 / float(np.median(v)) for k, v in times.items()}
     result = {
         "seconds": round(len(wav) / 16000, 2),

@@ -237,8 +237,8 @@ def test_padding_frames_are_never_used():
 class _Tok:
     """A hand-made byte-level-like vocabulary (decode of one token = its text)."""
 
-    VOCAB = {0: " He", 1: " was", 2: ",", 3: " not", 4: "ill", 5: "-", 6: " ...",
-             7: " ", 8: "!\"", 9: " 10", 10: "'s", 11: "<|endoftext|>", 12: "<|notimestamps|>"}  # fmt: skip
+    VOCAB = {0: " He", 1: " was", 2: ",", 3: " not", 4: "ill", 5: "-", 6: " ...", 7: " ",
+             8: "!\"", 9: " 10", 10: "'s", 11: "<|endoftext|>", 12: "<|notimestamps|>"}  # fmt: skip
 
     def decode(self, ids):
         return "".join(self.VOCAB[i] for i in ids)

@@ -82,9 +82,7 @@ def token_events(
     >>> [(e.index, e.token, e.name) for e in token_events([5, 7, 6, 9], Tok(), special=8)]
     [(1, 5, '▁He'), (2, 7, 'llo')]
     """
-    is_special = (
-        (lambda t: t >= special) if isinstance(special, int) else set(special).__contains__
-    )
+    is_special = (lambda t: t >= special) if isinstance(special, int) else set(special).__contains__
     events = []
     for k, tok in enumerate(tokens):
         tok = int(tok)
@@ -248,14 +246,12 @@ def token_sensitivities(
     :class:`TokenSensitivities`). The model must be in eval mode.
     """
     grads: dict[str, list[torch.Tensor]] = {}
-    tape = None
-    for _, tape, g in iter_token_gradients(
-        model, features, n_frames, decoder_ids, events, sensitivity, max_memory
+    tape = EncoderTape(model.model.encoder, features, n_frames)
+    for _, _, g in iter_token_gradients(
+        model, features, n_frames, decoder_ids, events, sensitivity, max_memory, tape
     ):
         for name, value in g.items():
             grads.setdefault(name, []).append(value)
-    if tape is None:
-        tape = EncoderTape(model.model.encoder, features, n_frames)
     out = {
         name: torch.cat(grads[name]) if name in grads else a.new_zeros(0, *a.shape)
         for name, a in tape.activations.items()

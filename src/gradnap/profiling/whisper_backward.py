@@ -69,7 +69,9 @@ class _Norm:
 
 
 _FLASH = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
-_FLASH_BACKWARD = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu_backward", None)
+_FLASH_BACKWARD = getattr(
+    torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu_backward", None
+)
 
 
 def _use_flash(x: torch.Tensor) -> bool:
@@ -129,7 +131,14 @@ def _flash_backward(s: _Layer, do: torch.Tensor, queries: int, keys: int):
     q, o, lse = s.q[:, :, :queries], s.o[:, :, :queries], s.lse[:, :, :queries]
     k, v = s.k[:, :, :keys], s.v[:, :, :keys]
     return _FLASH_BACKWARD(
-        do[:, :, :queries].contiguous(), ex(q), ex(k), ex(v), ex(o), ex(lse), 0.0, False,
+        do[:, :, :queries].contiguous(),
+        ex(q),
+        ex(k),
+        ex(v),
+        ex(o),
+        ex(lse),
+        0.0,
+        False,
         scale=1.0,
     )
 
