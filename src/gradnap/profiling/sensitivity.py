@@ -178,6 +178,11 @@ def conv_transpose_one_frame(g: torch.Tensor, w: torch.Tensor, block: int = 256)
     return out.reshape(len(g), w.shape[1], w.shape[2])
 
 
+# The gradients are computed here, not by autograd: without no_grad the transposed
+# convolutions with the weights (which require grad) recorded a graph, and the accumulator's
+# in-place sums chained every utterance's graph, holding all its tensors (~60 MB an
+# utterance with the bundled model).
+@torch.no_grad()
 def fast(
     spec: ModelSpec,
     x: torch.Tensor,
