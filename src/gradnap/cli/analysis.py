@@ -36,7 +36,7 @@ def sanity(
     net = _load_model(model)
     if corpus is None:
         from gradnap.models.checkpoint import DEFAULT_CORPUS as corpus
-    data = _read(corpus, False, net.alphabet, net.feature_config)
+    data = _read(corpus, False, net.alphabet, net.feature_config, limit=limit)
     spec = ModelSpec.from_wav2letter(net)
     chosen = [n.strip() for n in layers.split(",")] if layers else None
     groups = [g.strip() for g in group_by.split(",") if g.strip()]

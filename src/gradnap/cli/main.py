@@ -35,6 +35,19 @@ def main(
     ] = False,
 ) -> None:
     """Gradient-adjusted Neuron Activation Profiles for convolutional speech recognition."""
+    import signal
+
+    signal.signal(signal.SIGINT, _interrupted)
+
+
+def _interrupted(signum, frame) -> None:
+    """Ctrl-C: say so (typer exits with status 130 on the KeyboardInterrupt)."""
+    err.print(
+        "[bold red]interrupted[/] (Ctrl-C): stopped; outputs are written whole or not at all "
+        "(profile: --resume continues from the last partial checkpoint)",
+        highlight=False,
+    )
+    raise KeyboardInterrupt
 
 
 def fail(message: str) -> None:
@@ -90,6 +103,7 @@ def model_info(
 
 @app.command()
 def train(
+    ctx: typer.Context,
     corpus: Annotated[
         Path,
         typer.Option(help="Training corpus folder (a train/ and dev/ inside are used as such)."),
@@ -123,6 +137,7 @@ def train(
     from gradnap.train import TrainConfig
     from gradnap.train import train as run_train
 
+    _check_out(out, what="checkpoint")  # (an existing one: train refuses it without --resume)
     train_set, dev_set = _train_dev(corpus, dev, skip_bad)
     console.print(
         f"train: {len(train_set)} utterances, {train_set.duration / 3600:.2f} h; "
@@ -143,7 +158,10 @@ def train(
     )
     _check_device(device)
     try:
-        run_train(train_set, dev_set, out, cfg, resume=resume, log=console.print, device=device)
+        given = [k for k in ctx.params if ctx.get_parameter_source(k).name == "COMMANDLINE"]
+        run_train(
+            train_set, dev_set, out, cfg, resume, log=console.print, device=device, given=given
+        )
     except (CheckpointError, FileExistsError, KeyError) as exc:
         fail(str(exc).strip("'\""))
     console.print(f"checkpoint: {out}")
@@ -240,12 +258,16 @@ def align(
         Path | None, typer.Option(help="Folder for the TextGrids (default: beside the audio).")
     ] = None,
     skip_bad: Annotated[bool, typer.Option(help="Leave out bad utterances (listed).")] = False,
+    force: Annotated[bool, typer.Option(help="Replace existing TextGrids.")] = False,
 ) -> None:
     """Force-align a corpus with pocketsphinx (en-us), writing words/phones TextGrids."""
     from gradnap.corpus.align import align_corpus
 
     data = _read(corpus, skip_bad)
-    written, failures, oov = align_corpus(data, out)
+    try:
+        written, failures, oov = align_corpus(data, out, force=force)
+    except FileExistsError as exc:
+        fail(str(exc))
     if oov:
         console.print(f"{len(oov)} word(s) not in the dictionary, pronounced by the G2P:")
         for word, phones in sorted(oov.items()):
@@ -256,6 +278,8 @@ def align(
         f"aligned {written} of {len(data)} utterances"
         + (f" into {out}" if out else " (TextGrids beside the audio)")
     )
+    if not written:
+        fail("no utterance was aligned")
 
 
 @app.command()
@@ -288,19 +312,33 @@ def _load_model(path: Path | None, config: dict | None = None):
 
 
 def _check_device(device: str) -> None:
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            fail(f"--device {device}: no CUDA device is available here")
-
-
-def _read(path, skip_bad, alphabet=None, feature_config=None):
-    from gradnap.data import CorpusError, read_corpus
+    from gradnap.options import check_device
 
     try:
-        data = read_corpus(path, alphabet, skip_bad=skip_bad, feature_config=feature_config)
-    except CorpusError as exc:
+        check_device(device)
+    except ValueError as exc:
+        fail(str(exc))
+
+
+def _check_out(path: Path, **kwargs) -> None:
+    from gradnap.outputs import OutputError, check_output
+
+    try:
+        check_output(path, **{"force": True, **kwargs})
+    except OutputError as exc:
+        fail(str(exc))
+
+
+def _read(path, skip_bad, alphabet=None, feature_config=None, **checks):
+    """The corpus, every utterance checked (``checks``: group_by, alignments, limit; see
+    :func:`gradnap.data.validate.read_checked`), bad ones listed or one error."""
+    from gradnap.data.validate import CorpusError, read_checked
+
+    try:
+        data = read_checked(
+            path, alphabet, feature_config, skip_bad=skip_bad, **{"progress": True, **checks}
+        )
+    except (CorpusError, ValueError) as exc:
         fail(str(exc))
     for problem in data.skipped:
         err.print(f"[yellow]skipped:[/] {problem}", highlight=False)

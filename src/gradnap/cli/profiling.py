@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from gradnap.cli.main import _check_device, _load_model, _read, app, console, fail
+from gradnap.cli.main import _load_model, _read, app, console, fail
 
 
 @app.command()
@@ -46,6 +46,7 @@ def profile(
     resume: Annotated[
         bool, typer.Option(help="Continue a killed run from OUT.partial (same settings).")
     ] = False,
+    force: Annotated[bool, typer.Option(help="Replace an existing result at OUT.")] = False,
     checkpoint_every: Annotated[
         int,
         typer.Option(
@@ -59,24 +60,31 @@ def profile(
 
     Under torchrun (torchrun --nproc-per-node N -m gradnap profile ...) each process
     profiles its own shard of the corpus; rank 0 writes the result."""
-    from gradnap.corpus.textgrid import AlignmentError, find_alignment
+    from gradnap.corpus.textgrid import AlignmentError
+    from gradnap.options import check_profile_options
+    from gradnap.outputs import OutputError, check_output
     from gradnap.profiling import profiles, save_profiles
     from gradnap.profiling.spec import ModelSpec
 
-    net = _load_model(model)
-    spec = ModelSpec.from_wav2letter(net)
     groups = [g.strip() for g in group_by.split(",") if g.strip()]
     chosen = [n.strip() for n in layers.split(",")] if layers else None
     width = int(crop_width) if crop_width.isdigit() else crop_width
-    _check_device(device)
+    try:
+        check_profile_options(groups, batch_events, width, device, limit)
+        check_output(out, force=force, resume=resume)
+    except (ValueError, OutputError) as exc:
+        fail(str(exc))
+    net = _load_model(model)
+    spec = ModelSpec.from_wav2letter(net)
     if corpus is None:
         from gradnap.models.checkpoint import DEFAULT_CORPUS as corpus
-    data = _read(corpus, skip_bad, net.alphabet, net.feature_config)
+    data = _read(
+        corpus, skip_bad, net.alphabet, net.feature_config, group_by=groups,
+        alignments=alignments, limit=limit,
+    )  # fmt: skip
     partial = out.with_name(out.name + ".partial")
     try:
         spec.check_layers(chosen)
-        if any(g in ("phoneme", "word") for g in groups):
-            find_alignment(data[0], alignments, data.root)
         tree = profiles(
             spec,
             data,
@@ -114,7 +122,10 @@ def profile(
     cfg = json.loads(tree.attrs["config"])
     cfg["model_path"] = str(Path(model or DEFAULT_MODEL).resolve())
     tree.attrs["config"] = json.dumps(cfg, default=str)
-    save_profiles(tree, out)
+    try:
+        save_profiles(tree, out)
+    except OutputError as exc:
+        fail(str(exc))
     _finish(partial, rank, world)
     ev = int(tree["n_events"])
     console.print(
@@ -150,6 +161,8 @@ def summary(
         tree = load_profiles(result)
     except (FileNotFoundError, OSError, ValueError) as exc:
         fail(f"{result}: not a readable profile result ({exc})")
+    if "config" not in tree.attrs or "n_events" not in tree or "group" not in tree.coords:
+        fail(f"{result}: not a gradnap profile result (no config, n_events or group)")
     cfg = json.loads(tree.attrs.get("config", "{}"))
     console.print(
         f"{result}: {int(tree['n_events'])} events from {cfg.get('utterances')} "

@@ -12,8 +12,8 @@ all-reduced once at the end.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
 import time
 from pathlib import Path
 
@@ -21,7 +21,9 @@ import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
-from gradnap.audio.features import features
+from gradnap.data.validate import check_limit, utterance_features
+from gradnap.options import check_profile_options
+from gradnap.outputs import write_bytes
 from gradnap.profiling import distributed
 from gradnap.profiling.run import NEEDS_ALIGNMENT, Profiler, as_spec
 
@@ -45,8 +47,7 @@ class _Features(torch.utils.data.Dataset):
         i = self.indices[k]
         utt = self.utterances[i]
         alignment = find_alignment(utt, self.alignments, self.root) if self.need_alignment else None
-        wav, sr = utt.load()
-        return i, features(wav, sr, self.fcfg), utt.speaker, alignment, utt.text
+        return i, utterance_features(utt, self.fcfg), utt.speaker, alignment, utt.text
 
 
 def _identity(item):
@@ -69,7 +70,7 @@ def partial_path(checkpoint: Path, rank: int, world: int) -> Path:
 
 
 def _save_partial(path: Path, profiler: Profiler, done: list[int], signature: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+    buffer = io.BytesIO()  # written whole or not at all, also on a full disk
     torch.save(
         {
             "version": PARTIAL_VERSION,
@@ -77,9 +78,9 @@ def _save_partial(path: Path, profiler: Profiler, done: list[int], signature: st
             "done": list(done),
             "profiler": profiler.state_dict(),
         },
-        tmp,
+        buffer,
     )
-    os.replace(tmp, path)
+    write_bytes(path, buffer.getbuffer())
 
 
 def _load_partial(path: Path, signature: str) -> dict:
@@ -105,7 +106,7 @@ def corpus_utterances(data, limit: int | None = None) -> tuple[list, Path | None
     if isinstance(data, (str, Path)):
         data = read_corpus(data)
     root = data.root if isinstance(data, Corpus) else None
-    return (list(data)[:limit] if limit else list(data)), root
+    return (list(data)[: check_limit(limit)] if limit is not None else list(data)), root
 
 
 def profiles(
@@ -140,6 +141,7 @@ def profiles(
 
     >>> tree = gradnap.profiles(model, "corpus/", group_by=["grapheme"])  # doctest: +SKIP
     """
+    check_profile_options(group_by, batch_events, crop_width, device, limit)
     spec = as_spec(model)
     is_dist = distributed.init_from_env(device)
     rank, world = distributed.rank_and_world()
@@ -192,5 +194,10 @@ def profiles(
         "audio_seconds": sum(getattr(u, "duration", 0.0) for u in utterances),
         "processes": world,
     }
+    if rank == 0 and not any(h.groups_ for h in profiler.halves_):
+        raise ValueError(
+            f"no profile: {profiler.n_events_} events in {len(utterances)} utterances and "
+            f"none fell in a group of {', '.join(group_by)} (empty TextGrid tiers?)"
+        )
     result = profiler.result(extra) if rank == 0 else None
     return result

@@ -10,13 +10,13 @@ table, and the run's configuration as a JSON string attribute ``config``.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from gradnap.outputs import write_netcdf
 from gradnap.profiling import method
 from gradnap.profiling.accumulate import VARIABLES, ProfileAccumulator
 from gradnap.profiling.align import offsets
@@ -120,16 +120,11 @@ def _split_half(halves, layer: str, groups: list[str]) -> np.ndarray:
 
 
 def save_profiles(tree: xr.DataTree, path: str | Path) -> Path:
-    """Write NetCDF (h5netcdf) under a temporary name, then rename into place."""
+    """Write NetCDF (h5netcdf) whole or not at all (:func:`gradnap.outputs.write_netcdf`;
+    a failed write is one :class:`gradnap.outputs.OutputError`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
-    try:
-        tree.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_netcdf(tree, path)
 
 
 def load_profiles(path: str | Path) -> xr.DataTree:

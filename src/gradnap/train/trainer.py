@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -68,6 +69,7 @@ def train(
     progress: bool = True,
     log=print,
     device: str = "cpu",
+    given: Collection[str] | None = None,
 ) -> Wav2Letter:
     """Train a Wav2Letter on ``train_set``; checkpoints go to ``out`` (atomically).
 
@@ -77,6 +79,11 @@ def train(
     ``cuda``. Under ``torchrun`` (``WORLD_SIZE`` > 1) the model is wrapped in
     DistributedDataParallel and every batch is split across the ranks; rank 0 writes the
     checkpoints and evaluates. Returns the model.
+
+    When resuming, the settings are the checkpoint's: ``config`` may change ``epochs``,
+    ``max_steps`` and ``checkpoint_every``; any other field named in ``given`` (default:
+    the fields where ``config`` differs from :class:`TrainConfig`'s defaults) must equal
+    the checkpoint's, else :class:`CheckpointError`.
     """
     from gradnap.profiling import distributed
 
@@ -93,9 +100,7 @@ def train(
         if "train_state" not in payload:
             raise CheckpointError(f"{out}: has no training state to resume from")
         ts = payload["train_state"]
-        cfg = TrainConfig(
-            **{**asdict(cfg), **ts["config"], "epochs": cfg.epochs, "max_steps": cfg.max_steps}
-        )
+        cfg = resumed_config(ts["config"], cfg, given, out)
         model = model_from_checkpoint(payload, out)
         alphabet, fcfg = model.alphabet, model.feature_config
         state = TrainState(**ts["state"])
@@ -207,6 +212,31 @@ def train(
     if is_dist:
         torch.distributed.barrier()
     return model.cpu().eval()
+
+
+RESUMABLE = ("epochs", "max_steps", "checkpoint_every")  # may change when resuming
+
+
+def resumed_config(
+    stored: dict, config: TrainConfig, given: Collection[str] | None = None, where=""
+) -> TrainConfig:
+    """The checkpoint's settings ``stored`` with ``config``'s :data:`RESUMABLE` fields;
+    a field in ``given`` (default: where ``config`` differs from the defaults) that differs
+    from ``stored`` is refused."""
+    asked, defaults = asdict(config), asdict(TrainConfig())
+    if given is None:
+        given = [k for k, v in asked.items() if v != defaults[k]]
+    changed = [
+        f"--{k.replace('_', '-')} {asked[k]} (the checkpoint has {stored.get(k)})"
+        for k in given
+        if k in asked and k not in RESUMABLE and asked[k] != stored.get(k)
+    ]
+    if changed:
+        raise CheckpointError(
+            f"{where}: training settings cannot change on --resume: {', '.join(changed)}; "
+            "only --epochs, --max-steps and --checkpoint-every can (or train into a new --out)"
+        )
+    return TrainConfig(**{**defaults, **stored, **{k: asked[k] for k in RESUMABLE}})
 
 
 def _learning_rate(cfg: TrainConfig, step: int, total_steps: int) -> float:

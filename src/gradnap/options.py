@@ -1,0 +1,71 @@
+"""Checks of a run's settings, before any work: each bad value is one ValueError that
+names the option and what it accepts (the CLI prints it as one line)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+GROUPINGS = ("grapheme", "phoneme", "word", "speaker", "target", "correct")
+CROP_WIDTHS = ("support", "receptive_field")
+
+
+def check_device(device: str) -> str:
+    """``cpu``, ``cuda`` or ``cuda:N``, and CUDA only where a CUDA device is present."""
+    import torch
+
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", str(device)):
+        raise ValueError(f"--device {device}: use cpu, cuda or cuda:N")
+    if str(device).startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {device}: no CUDA device is available here")
+        index = int(str(device).partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ValueError(
+                f"--device {device}: there are {torch.cuda.device_count()} CUDA device(s)"
+            )
+    return str(device)
+
+
+def check_groupings(group_by: Sequence[str]) -> tuple[str, ...]:
+    """At least one grouping, each a known one."""
+    group_by = tuple(group_by)
+    if not group_by:
+        raise ValueError(f"--group-by: give at least one grouping of {', '.join(GROUPINGS)}")
+    unknown = [g for g in group_by if g not in GROUPINGS]
+    if unknown:
+        raise ValueError(f"unknown grouping(s) {unknown}; groupings are {GROUPINGS}")
+    return group_by
+
+
+def positive_int(value, option: str, allowed: Sequence[str] = ()) -> int | str:
+    """``value`` as an int >= 1 (or one of the words in ``allowed``), else ValueError."""
+    if isinstance(value, str) and value in allowed:
+        return value
+    try:
+        number = int(value)
+        ok = number >= 1 and not isinstance(value, bool) and float(value) == number
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        words = f" or {', '.join(allowed)}" if allowed else ""
+        raise ValueError(f"{option} must be a positive whole number{words}, not {value!r}")
+    return number
+
+
+def check_profile_options(
+    group_by: Sequence[str] = ("grapheme",),
+    batch_events="auto",
+    crop_width="support",
+    device: str = "cpu",
+    limit: int | None = None,
+) -> None:
+    """The settings of a profile run (see :func:`gradnap.profiles`)."""
+    check_groupings(group_by)
+    positive_int(batch_events, "--batch-events", ("auto",))
+    widths = crop_width.values() if isinstance(crop_width, dict) else [crop_width]
+    for width in widths:
+        positive_int(width, "--crop-width", CROP_WIDTHS)
+    check_device(device)
+    if limit is not None:
+        positive_int(limit, "--limit")
