@@ -1,8 +1,15 @@
 """Bad settings are one clear error before any work."""
 
 import pytest
+import torch
 
-from gradnap.options import check_device, check_groupings, check_profile_options, positive_int
+from gradnap.options import (
+    check_device,
+    check_groupings,
+    check_profile_options,
+    positive_int,
+    set_threads,
+)
 
 
 @pytest.mark.parametrize(
@@ -32,3 +39,14 @@ def test_good_settings():
     for bad in (True, 1.5, "1.5", None, "abc"):
         with pytest.raises(ValueError):
             positive_int(bad, "--x")
+
+
+def test_threads():
+    before = torch.get_num_threads()
+    try:
+        assert set_threads(1) == 1 == torch.get_num_threads()
+        assert set_threads(0) >= 1
+        with pytest.raises(ValueError, match="--threads must be 0"):
+            set_threads(-2)
+    finally:
+        torch.set_num_threads(before)

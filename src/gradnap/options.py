@@ -69,3 +69,22 @@ def check_profile_options(
     check_device(device)
     if limit is not None:
         positive_int(limit, "--limit")
+
+
+# One thread per process: on a 2-core machine busy with other work, two torch threads
+# profiled 6-8x slower than one (OpenMP threads spin waiting for a core: 9.4 s of CPU
+# against 1.0 s for the same 6 utterances); see the README for the figures.
+DEFAULT_THREADS = 1
+THREADS_HELP = "Threads for the computation (0: all cores); 1 is fastest on a shared machine."
+
+
+def set_threads(n: int) -> int:
+    """Use ``n`` threads for torch's computations (0: one per core); returns the count."""
+    import os
+
+    import torch
+
+    if isinstance(n, bool) or int(n) != n or n < 0:
+        raise ValueError(f"--threads must be 0 (all cores) or a positive number, not {n}")
+    torch.set_num_threads(int(n) or os.cpu_count() or 1)
+    return torch.get_num_threads()

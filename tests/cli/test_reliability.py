@@ -35,6 +35,7 @@ def profile(model, corpus, out, *more):
         (["--limit", "0"], "--limit must be a positive whole number"),
         (["--limit", "-1"], "--limit must be a positive whole number"),
         (["--group-by", ","], "--group-by: give at least one grouping"),
+        (["--threads", "-1"], "--threads must be 0 (all cores) or a positive number"),
     ],
 )
 def test_bad_options_are_one_line(small_corpus, tiny_model, tmp_path, args, message):  # noqa: F811

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from gradnap.cli.main import _load_model, _read, app, console, fail
+from gradnap.cli.main import _load_model, _read, _threads, app, console, fail
+from gradnap.options import DEFAULT_THREADS, THREADS_HELP
 
 
 @app.command()
@@ -26,6 +27,7 @@ def sanity(
     group_by: Annotated[str, typer.Option(help="Comma-separated groupings.")] = "grapheme",
     limit: Annotated[int | None, typer.Option(help="Use only the first N utterances.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random weights.")] = 0,
+    threads: Annotated[int, typer.Option(help=THREADS_HELP)] = DEFAULT_THREADS,
 ) -> None:
     """Model-randomization sanity check (Adebayo et al. 2018): Spearman correlation of the
     trained model's profiles with those after randomizing its weights from the top layer
@@ -33,6 +35,7 @@ def sanity(
     from gradnap.analysis.sanity import cascading_randomization
     from gradnap.profiling.spec import ModelSpec
 
+    _threads(threads)
     net = _load_model(model)
     if corpus is None:
         from gradnap.models.checkpoint import DEFAULT_CORPUS as corpus
@@ -81,6 +84,7 @@ def report(
     featvis_steps: Annotated[int, typer.Option(help="Adam steps of the input optimization.")] = 16,
     featvis_lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 0.1,
     seed: Annotated[int, typer.Option(help="Seed of the optimization's start.")] = 0,
+    threads: Annotated[int, typer.Option(help=THREADS_HELP)] = DEFAULT_THREADS,
 ) -> None:
     """A static HTML report of a profile result: Silhouette scores per layer, every layer's
     and group's profiles, dendrograms, action potentials, optimal inputs, sanity table."""
@@ -89,6 +93,7 @@ def report(
     from gradnap.profiling import load_profiles
     from gradnap.report import ReportOptions, build_report
 
+    _threads(threads)
     try:
         tree = load_profiles(result)
     except (FileNotFoundError, OSError, ValueError) as exc:

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gradnap._version import __version__
+from gradnap.options import DEFAULT_THREADS, THREADS_HELP
 
 app = typer.Typer(
     name="gradnap",
@@ -128,6 +129,7 @@ def train(
     amp: Annotated[
         bool, typer.Option(help="Mixed precision (bfloat16 on CPU, float16 on CUDA).")
     ] = False,
+    threads: Annotated[int, typer.Option(help=THREADS_HELP)] = DEFAULT_THREADS,
 ) -> None:
     """Train a Wav2Letter with CTC on a corpus; checkpoints are written atomically.
 
@@ -137,6 +139,7 @@ def train(
     from gradnap.train import TrainConfig
     from gradnap.train import train as run_train
 
+    _threads(threads)
     _check_out(out, what="checkpoint")  # (an existing one: train refuses it without --resume)
     train_set, dev_set = _train_dev(corpus, dev, skip_bad)
     console.print(
@@ -174,9 +177,12 @@ def evaluate_cmd(
     beam_width: Annotated[int, typer.Option(help="Beam width (0: greedy only).")] = 32,
     by_speaker: Annotated[bool, typer.Option(help="Also report per speaker.")] = False,
     skip_bad: Annotated[bool, typer.Option(help="Leave out bad utterances (listed).")] = False,
+    threads: Annotated[int, typer.Option(help=THREADS_HELP)] = DEFAULT_THREADS,
 ) -> None:
     """Print CER and WER of greedy and beam-search decoding on a corpus."""
     from gradnap.decode.evaluate import evaluate
+
+    _threads(threads)
 
     net = _load_model(model)
     data = _read(corpus, skip_bad, net.alphabet, net.feature_config)
@@ -316,6 +322,15 @@ def _check_device(device: str) -> None:
 
     try:
         check_device(device)
+    except ValueError as exc:
+        fail(str(exc))
+
+
+def _threads(n: int) -> None:
+    from gradnap.options import set_threads
+
+    try:
+        set_threads(n)
     except ValueError as exc:
         fail(str(exc))
 

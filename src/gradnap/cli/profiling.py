@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from gradnap.cli.main import _load_model, _read, app, console, fail
+from gradnap.cli.main import _load_model, _read, _threads, app, console, fail
+from gradnap.options import DEFAULT_THREADS, THREADS_HELP
 
 
 @app.command()
@@ -55,6 +56,7 @@ def profile(
         ),
     ] = 25,
     workers: Annotated[int, typer.Option(help="Feature-extraction worker processes.")] = 0,
+    threads: Annotated[int, typer.Option(help=THREADS_HELP)] = DEFAULT_THREADS,
 ) -> None:
     """Compute GradNAP, NAvAI and NAP profiles of a model over a corpus.
 
@@ -74,6 +76,7 @@ def profile(
         check_output(out, force=force, resume=resume)
     except (ValueError, OutputError) as exc:
         fail(str(exc))
+    _threads(threads)
     net = _load_model(model)
     spec = ModelSpec.from_wav2letter(net)
     if corpus is None:
