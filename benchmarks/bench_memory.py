@@ -56,7 +56,8 @@ def run_utterances(n: int) -> dict:
     rss, t0 = [], time.perf_counter()
     for k in range(n):
         utt = corpus[k % len(corpus)]
-        prof.update(utterance_features(utt, spec.feature_config), utt.speaker, None, utt.text, k)
+        x = utterance_features(utt, spec.feature_config)
+        prof.update(x, utt.speaker, None, utt.text, index=k)
         rss.append(rss_mb())
         if (k + 1) % 20 == 0:
             print(f"  {k + 1} utterances: RSS {rss[-1]:.0f} MB", flush=True)

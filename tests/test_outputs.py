@@ -45,7 +45,7 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_nothing(tmp_path, monkeypa
 FULL_DISK = """
 import resource, signal, sys
 import numpy as np, xarray as xr
-from gradnap.profiling import save_profiles
+from gradnap.outputs import write_netcdf  # what save_profiles writes with
 
 tree = xr.DataTree.from_dict(
     {"/": xr.Dataset({"a": ("x", np.random.default_rng(0).random(400_000))})}
@@ -53,7 +53,7 @@ tree = xr.DataTree.from_dict(
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG
 resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
 try:
-    save_profiles(tree, sys.argv[1])
+    write_netcdf(tree, sys.argv[1])
 except OSError as exc:
     print("error:", exc)
     sys.exit(1)

@@ -165,16 +165,10 @@ def _alignment_problem(utt, alignments, root, phones: bool, words: bool) -> Prob
 
 
 def _found_at(utt, alignments, root) -> Path:
-    """The TextGrid that find_alignment read (the same search order)."""
-    candidates = [utt.audio.with_suffix(".TextGrid")]
-    if alignments is not None:
-        alignments = Path(alignments)
-        flat = alignments / f"{utt.id}.TextGrid"
-        if root is not None:
-            candidates[:0] = [alignments / utt.audio.relative_to(root).with_suffix(".TextGrid")]
-            candidates.insert(1, flat)
-        else:
-            candidates.insert(0, flat)
+    """The TextGrid that find_alignment read."""
+    from gradnap.corpus.textgrid import alignment_candidates
+
+    candidates = alignment_candidates(utt, alignments, root)
     return next((c for c in candidates if c.is_file()), candidates[-1])
 
 
