@@ -85,3 +85,13 @@ def test_fast_path_keeps_no_autograd_graph():
         for t in per.values()
     ]
     assert tensors and not any(t.requires_grad or t.grad_fn is not None for t in tensors)
+
+
+def test_heap_threshold_is_fixed_on_glibc():
+    import platform
+
+    from gradnap.profiling.heap import bound_heap
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt is glibc's")
+    assert bound_heap() is True

@@ -12,6 +12,7 @@ from gradnap.profiling import sensitivity
 from gradnap.profiling.accumulate import ProfileAccumulator
 from gradnap.profiling.align import align
 from gradnap.profiling.events import ctc_forced_alignment, frame_labels
+from gradnap.profiling.heap import bound_heap
 from gradnap.profiling.result import build_tree
 from gradnap.profiling.spec import ModelSpec
 
@@ -90,6 +91,7 @@ class Profiler:
         self.coverage_: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         self.utterances_ = 0
         self.spec.model.to(self.device).eval()
+        bound_heap()  # per-batch blocks fragmented the C heap on long files (heap.py)
 
     def _width(self, layer: str) -> int:
         w = (
