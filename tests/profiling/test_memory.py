@@ -75,7 +75,7 @@ def test_fast_path_keeps_no_autograd_graph():
     torch.manual_seed(0)
     spec = ModelSpec.from_wav2letter(Wav2Letter.from_preset("tiny").train(False))
     assert any(p.requires_grad for p in spec.model.parameters())
-    prof = Profiler(spec, method="fast", include_blank=True)
+    prof = Profiler(spec, backend="fast", include_blank=True)
     for i in range(2):
         prof.update(torch.randn(128, 150), "s", index=i)
     tensors = [

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from gradnap.cli.main import _load_model, _read, _threads, app, console, fail
+from gradnap.atomic import atomic_write
+from gradnap.cli.common import app, console, fail, load_model, read, threads
 from gradnap.options import DEFAULT_THREADS, THREADS_HELP
 
 
@@ -27,7 +27,10 @@ def sanity(
     group_by: Annotated[str, typer.Option(help="Comma-separated groupings.")] = "grapheme",
     limit: Annotated[int | None, typer.Option(help="Use only the first N utterances.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random weights.")] = 0,
-    threads: Annotated[int, typer.Option(help=THREADS_HELP)] = DEFAULT_THREADS,
+    variants: Annotated[
+        str, typer.Option(help="Comma-separated profile variants compared (gradnap, navai, ...).")
+    ] = "gradnap,navai",
+    n_threads: Annotated[int, typer.Option("--threads", help=THREADS_HELP)] = DEFAULT_THREADS,
 ) -> None:
     """Model-randomization sanity check (Adebayo et al. 2018): Spearman correlation of the
     trained model's profiles with those after randomizing its weights from the top layer
@@ -35,23 +38,29 @@ def sanity(
     from gradnap.analysis.sanity import cascading_randomization
     from gradnap.profiling.spec import ModelSpec
 
-    _threads(threads)
-    net = _load_model(model)
+    threads(n_threads)
+    net = load_model(model)
     if corpus is None:
         from gradnap.models.checkpoint import DEFAULT_CORPUS as corpus
-    data = _read(corpus, False, net.alphabet, net.feature_config, limit=limit)
+    data = read(corpus, False, net.alphabet, net.feature_config, limit=limit)
     spec = ModelSpec.from_wav2letter(net)
     chosen = [n.strip() for n in layers.split(",")] if layers else None
     groups = [g.strip() for g in group_by.split(",") if g.strip()]
     try:
-        table = cascading_randomization(spec, data, chosen, None, groups, limit, seed)
+        table = cascading_randomization(
+            spec,
+            data,
+            layers=chosen,
+            group_by=groups,
+            limit=limit,
+            seed=seed,
+            variants=[v.strip() for v in variants.split(",") if v.strip()],
+        )
     except (KeyError, ValueError) as exc:
         fail(str(exc).strip("'\""))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.part")
-    table.to_netcdf(tmp, engine="h5netcdf")
-    tmp.replace(out)
-    for var in ("spearman_gradnap", "spearman_abs_gradnap", "spearman_navai", "spearman_abs_navai"):
+    with atomic_write(out) as tmp:
+        table.to_netcdf(tmp, engine="h5netcdf")
+    for var in [v for v in table.data_vars if str(v).startswith("spearman_")]:
         frame = table[var].to_pandas()
         frame.columns = [c.replace("conv", "c") for c in frame.columns]
         typer.echo(f"\n{var.replace('_', ' ')}: randomized down to (rows) x profiled layer")
@@ -84,22 +93,23 @@ def report(
     featvis_steps: Annotated[int, typer.Option(help="Adam steps of the input optimization.")] = 16,
     featvis_lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 0.1,
     seed: Annotated[int, typer.Option(help="Seed of the optimization's start.")] = 0,
-    threads: Annotated[int, typer.Option(help=THREADS_HELP)] = DEFAULT_THREADS,
+    n_threads: Annotated[int, typer.Option("--threads", help=THREADS_HELP)] = DEFAULT_THREADS,
 ) -> None:
     """A static HTML report of a profile result: Silhouette scores per layer, every layer's
     and group's profiles, dendrograms, action potentials, optimal inputs, sanity table."""
     import xarray as xr
 
     from gradnap.profiling import load_profiles
+    from gradnap.profiling.result import config_of
     from gradnap.report import ReportOptions, build_report
 
-    _threads(threads)
+    threads(n_threads)
     try:
         tree = load_profiles(result)
     except (FileNotFoundError, OSError, ValueError) as exc:
         fail(f"{result}: not a readable profile result ({exc})")
-    config = json.loads(tree.attrs.get("config", "{}"))
-    net = _load_model(model, config)
+    config = config_of(tree)
+    net = load_model(model, config)
     table = None
     if sanity_table is not None:
         try:

@@ -6,21 +6,22 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from gradnap._version import __version__
-from gradnap.options import DEFAULT_THREADS, THREADS_HELP
-
-app = typer.Typer(
-    name="gradnap",
-    help="Gradient-adjusted Neuron Activation Profiles for convolutional speech recognition.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+from gradnap.cli.common import (
+    app,
+    check_device,
+    check_out,
+    console,
+    err,
+    fail,
+    load_model,
+    read,
+    threads,
+    train_dev,
 )
-console = Console()
-err = Console(stderr=True, soft_wrap=True)
+from gradnap.options import DEFAULT_THREADS, THREADS_HELP
 
 
 def _version(value: bool) -> None:
@@ -51,12 +52,6 @@ def _interrupted(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def fail(message: str) -> None:
-    """Print an error (no traceback) and exit with status 1."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(1)
-
-
 @app.command("model-info")
 def model_info(
     preset: Annotated[str, typer.Option(help="Model preset: paper, mid, small, tiny.")] = "paper",
@@ -73,7 +68,7 @@ def model_info(
     if registered(model):
         from gradnap.cli.whisper import whisper_info
 
-        return whisper_info(_load_model(model, named_ok=True))
+        return whisper_info(load_model(model, named_ok=True))
     try:
         net = load(model) if model else Wav2Letter.from_preset(preset)
     except (CheckpointError, KeyError) as exc:
@@ -135,7 +130,7 @@ def train(
     amp: Annotated[
         bool, typer.Option(help="Mixed precision (bfloat16 on CPU, float16 on CUDA).")
     ] = False,
-    threads: Annotated[int, typer.Option(help=THREADS_HELP)] = DEFAULT_THREADS,
+    n_threads: Annotated[int, typer.Option("--threads", help=THREADS_HELP)] = DEFAULT_THREADS,
 ) -> None:
     """Train a Wav2Letter with CTC on a corpus; checkpoints are written atomically.
 
@@ -151,9 +146,9 @@ def train(
             f"--preset {preset}: {preset} is a pretrained model gradnap loads, not a preset it "
             f"trains; train trains Wav2Letter presets (paper, mid, small, tiny) with CTC"
         )
-    _threads(threads)
-    _check_out(out, what="checkpoint")  # (an existing one: train refuses it without --resume)
-    train_set, dev_set = _train_dev(corpus, dev, skip_bad)
+    threads(n_threads)
+    check_out(out, what="checkpoint")  # (an existing one: train refuses it without --resume)
+    train_set, dev_set = train_dev(corpus, dev, skip_bad)
     console.print(
         f"train: {len(train_set)} utterances, {train_set.duration / 3600:.2f} h; "
         f"dev: {len(dev_set)} utterances"
@@ -171,7 +166,7 @@ def train(
         lr_schedule=lr_schedule,
         amp=amp,
     )
-    _check_device(device)
+    check_device(device)
     try:
         given = [k for k in ctx.params if ctx.get_parameter_source(k).name == "COMMANDLINE"]
         run_train(
@@ -202,22 +197,23 @@ def evaluate_cmd(
             "Whisper: both normalised as scored)."
         ),
     ] = None,
-    threads: Annotated[int, typer.Option(help=THREADS_HELP)] = DEFAULT_THREADS,
+    n_threads: Annotated[int, typer.Option("--threads", help=THREADS_HELP)] = DEFAULT_THREADS,
 ) -> None:
     """Print CER and WER of greedy and beam-search decoding on a corpus."""
     from gradnap.decode.evaluate import evaluate
     from gradnap.models.registry import registered
 
-    _threads(threads)
+    threads(n_threads)
+
     if registered(model):
         from gradnap.cli.whisper import whisper_eval
 
-        data = _read(corpus, skip_bad)
-        ev = whisper_eval(lambda: _load_model(model, named_ok=True), data, fail)
+        data = read(corpus, skip_bad)
+        ev = whisper_eval(lambda: load_model(model, named_ok=True), data, fail)
         beam_width, by_speaker = 0, True
     else:
-        net = _load_model(model)
-        data = _read(corpus, skip_bad, net.alphabet, net.feature_config)
+        net = load_model(model)
+        data = read(corpus, skip_bad, net.alphabet, net.feature_config)
         ev = evaluate(net, list(data), net.alphabet, net.feature_config, beam_width or None)
     table = Table(
         title=f"{model} on {corpus} ({len(data)} utterances, {data.duration / 60:.1f} min)"
@@ -315,7 +311,7 @@ def align(
     """Force-align a corpus with pocketsphinx (en-us), writing words/phones TextGrids."""
     from gradnap.corpus.align import align_corpus
 
-    data = _read(corpus, skip_bad)
+    data = read(corpus, skip_bad)
     try:
         written, failures, oov = align_corpus(data, out, force=force)
     except FileExistsError as exc:
@@ -349,81 +345,9 @@ def export(
             f"--model {model}: a pretrained model gradnap loads by name from its own files; "
             f"export writes Wav2Letter checkpoints only (there is nothing to export)"
         )
-    net = _load_model(model)
+    net = load_model(model)
     save_checkpoint(out, net, net.alphabet, net.feature_config, half=half)
     console.print(f"model: {out} ({out.stat().st_size / 1e6:.1f} MB)")
-
-
-def _load_model(path: Path | None, config: dict | None = None, named_ok: bool = False):
-    """A model file (None: the one a result's ``config`` names, else the bundled model),
-    or a clear error. A model name (whisper-tiny.en) only where ``named_ok``."""
-    from gradnap.models.checkpoint import CheckpointError, load
-    from gradnap.models.registry import registered
-
-    if registered(path) and not named_ok:
-        fail(
-            f"--model {path}: works with model-info and eval for now; profiling it needs "
-            f"token events for encoder-decoder models, which are not implemented yet"
-        )
-    if path is None and config and config.get("model_path"):
-        path = Path(config["model_path"])
-        if not path.is_file():
-            fail(f"the result was made with {path}, which is not there: pass --model")
-    try:
-        return load(path)
-    except (CheckpointError, FileNotFoundError) as exc:
-        fail(str(exc))
-
-
-def _check_device(device: str) -> None:
-    from gradnap.options import check_device
-
-    try:
-        check_device(device)
-    except ValueError as exc:
-        fail(str(exc))
-
-
-def _threads(n: int) -> None:
-    from gradnap.options import set_threads
-
-    try:
-        set_threads(n)
-    except ValueError as exc:
-        fail(str(exc))
-
-
-def _check_out(path: Path, **kwargs) -> None:
-    from gradnap.outputs import OutputError, check_output
-
-    try:
-        check_output(path, **{"force": True, **kwargs})
-    except OutputError as exc:
-        fail(str(exc))
-
-
-def _read(path, skip_bad, alphabet=None, feature_config=None, **checks):
-    """The corpus, every utterance checked (``checks``: group_by, alignments, limit; see
-    :func:`gradnap.data.validate.read_checked`), bad ones listed or one error."""
-    from gradnap.data.validate import CorpusError, read_checked
-
-    try:
-        data = read_checked(
-            path, alphabet, feature_config, skip_bad=skip_bad, **{"progress": True, **checks}
-        )
-    except (CorpusError, ValueError) as exc:
-        fail(str(exc))
-    for problem in data.skipped:
-        err.print(f"[yellow]skipped:[/] {problem}", highlight=False)
-    return data
-
-
-def _train_dev(corpus: Path, dev: Path | None, skip_bad: bool):
-    if dev is not None:
-        return _read(corpus, skip_bad), _read(dev, skip_bad)
-    if (corpus / "train").is_dir() and (corpus / "dev").is_dir():
-        return _read(corpus / "train", skip_bad), _read(corpus / "dev", skip_bad)
-    return _read(corpus, skip_bad).split(0.1)
 
 
 # the profiling commands live in their own module; importing it registers them

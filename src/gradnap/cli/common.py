@@ -1,0 +1,110 @@
+"""What the ``gradnap`` subcommands share: the typer app, consoles, errors, and turning
+paths into models and corpora with clear messages. Command modules import from here (never
+from each other), and :mod:`gradnap.cli.main` imports the command modules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    name="gradnap",
+    help="Gradient-adjusted Neuron Activation Profiles for convolutional speech recognition.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+
+def fail(message: str) -> None:
+    """Print an error (no traceback) and exit with status 1."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(1)
+
+
+def load_model(path: Path | None, config: dict | None = None, named_ok: bool = False):
+    """A model file (None: the one a result's ``config`` names, else the bundled model),
+    or a clear error. A model name (whisper-tiny.en) only where ``named_ok``."""
+    from gradnap.models.checkpoint import CheckpointError, load
+    from gradnap.models.registry import registered
+
+    if registered(path) and not named_ok:
+        fail(
+            f"--model {path}: works with model-info and eval for now; profiling it needs "
+            f"token events for encoder-decoder models, which are not implemented yet"
+        )
+    if path is None and config and config.get("model_path"):
+        path = Path(config["model_path"])
+        if not path.is_file():
+            fail(f"the result was made with {path}, which is not there: pass --model")
+    try:
+        return load(path)
+    except (CheckpointError, FileNotFoundError) as exc:
+        fail(str(exc))
+
+
+def check_device(device: str) -> None:
+    """Fail clearly for an unknown device, or CUDA where none is available."""
+    from gradnap.options import check_device
+
+    try:
+        check_device(device)
+    except ValueError as exc:
+        fail(str(exc))
+
+
+def threads(n: int) -> None:
+    """Use ``n`` threads (``--threads``), or a clear error."""
+    from gradnap.options import set_threads
+
+    try:
+        set_threads(n)
+    except ValueError as exc:
+        fail(str(exc))
+
+
+def check_out(path: Path, **kwargs) -> None:
+    """:func:`gradnap.outputs.check_output` (an existing file allowed unless ``force=False``
+    is passed), or a clear error."""
+    from gradnap.outputs import OutputError, check_output
+
+    try:
+        check_output(path, **{"force": True, **kwargs})
+    except OutputError as exc:
+        fail(str(exc))
+
+
+def read(path, skip_bad, alphabet=None, feature_config=None, **checks):
+    """A corpus, every utterance checked (``checks``: group_by, alignments, limit; see
+    :func:`gradnap.data.validate.read_checked`), its skipped utterances printed, or a
+    clear error listing every problem."""
+    from gradnap.data.validate import CorpusError, read_checked
+
+    try:
+        data = read_checked(
+            path, alphabet, feature_config, skip_bad=skip_bad, **{"progress": True, **checks}
+        )
+    except (CorpusError, ValueError) as exc:
+        fail(str(exc))
+    for problem in data.skipped:
+        err.print(f"[yellow]skipped:[/] {problem}", highlight=False)
+    return data
+
+
+def train_dev(corpus: Path, dev: Path | None, skip_bad: bool):
+    """:func:`gradnap.train.split.train_dev_split`, with its errors and skipped utterances
+    printed."""
+    from gradnap.data import CorpusError
+    from gradnap.train.split import train_dev_split
+
+    try:
+        sets = train_dev_split(corpus, dev, skip_bad, progress=True)
+    except CorpusError as exc:
+        fail(str(exc))
+    for problem in dict.fromkeys(p for s in sets for p in s.skipped):
+        err.print(f"[yellow]skipped:[/] {problem}", highlight=False)
+    return sets
