@@ -46,7 +46,8 @@ class _Features(torch.utils.data.Dataset):
         utt = self.utterances[i]
         alignment = find_alignment(utt, self.alignments, self.root) if self.need_alignment else None
         wav, sr = utt.load()
-        return i, features(wav, sr, self.fcfg), utt.speaker, alignment, utt.text
+        x = self.fcfg(wav, sr) if callable(self.fcfg) else features(wav, sr, self.fcfg)
+        return i, x, utt.speaker, alignment, utt.text
 
 
 def _identity(item):
@@ -126,6 +127,7 @@ def profiles(
     checkpoint_every: int = 25,
     resume: bool = False,
     workers: int = 0,
+    max_memory: float = 2e9,
 ) -> xr.DataTree | None:
     """GradNAP, NAvAI and NAP profiles of ``model`` over a corpus.
 
@@ -144,7 +146,16 @@ def profiles(
     is_dist = distributed.init_from_env(device)
     rank, world = distributed.rank_and_world()
     profiler = Profiler(
-        spec, layers, group_by, method, crop_width, device, batch_events, include_blank, neurons
+        spec,
+        layers,
+        group_by,
+        method,
+        crop_width,
+        device,
+        batch_events,
+        include_blank,
+        neurons,
+        max_memory,
     )
     utterances, root = corpus_utterances(data, limit)
     ids = [getattr(u, "id", str(i)) for i, u in enumerate(utterances)]
@@ -161,7 +172,7 @@ def profiles(
     finished = set(done)
     todo = [i for i in mine if i not in finished]
     need_alignment = any(g in NEEDS_ALIGNMENT for g in group_by)
-    dataset = _Features(utterances, todo, spec.feature_config, alignments, root, need_alignment)
+    dataset = _Features(utterances, todo, spec.front_end, alignments, root, need_alignment)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=None, num_workers=workers, collate_fn=_identity
     )

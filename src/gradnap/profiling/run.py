@@ -61,8 +61,10 @@ class Profiler:
         batch_events=128,
         include_blank=False,
         neurons=None,
+        max_memory=sensitivity.DEFAULT_MAX_MEMORY,
     ):
         self.spec = spec
+        self.max_memory = max_memory
         self.layers = spec.check_layers(layers)
         unknown = [g for g in group_by if g not in GROUPINGS]
         if unknown:
@@ -100,10 +102,10 @@ class Profiler:
         if isinstance(w, int):
             return w
         g = self.spec.geometry
-        if g is None:
-            raise ValueError("without a model geometry, give crop_width as an int per layer")
         if w == "support":
-            return g.support_width(layer)
+            return self.spec.crop_frames(layer)
+        if g is None:
+            raise ValueError("crop_width='receptive_field' needs a conv geometry")
         if w == "receptive_field":
             top = len(g.layer_names) - 1
             return -(-g.receptive_field(top) // g.stride(layer))
@@ -145,11 +147,12 @@ class Profiler:
             if self.path_ == "fast":
                 record = spec.stack.forward_record(x)
                 full = dict(zip(spec.layer_names, record[0]))
+                logits = record[0][-1]
             else:
                 record = None
                 logits, acts = spec.forward_with_activations(x)
                 full = {"input": x[0], **{n: a[0] for n, a in acts.items()}}
-        logits = full[spec.layer_names[-1]]
+                logits = logits[0]  # events always come from the model's output
         pred = logits.argmax(0)
         n_out = logits.shape[1]
         if classes is not None:
@@ -171,7 +174,11 @@ class Profiler:
             "reference": sensitivity.reference,
         }[self.path_]
         acc = self.halves_[(self.utterances_ if index is None else index) % 2]
-        for chunk in torch.split(events, self.batch_events) if len(events) else ():
+        step = self.batch_events
+        if self.path_ != "fast":  # whole-utterance gradients: bounded by max_memory
+            shapes = [full[n].shape for n in self.layers]
+            step = min(step, sensitivity.events_per_batch(shapes, self.max_memory))
+        for chunk in torch.split(events, step) if len(events) else ():
             c = pred[chunk]
             kwargs = {"record": record} if self.path_ == "fast" else {}
             windows = compute(spec, x, chunk, c, self.layers, **kwargs)
@@ -186,7 +193,7 @@ class Profiler:
 
     def _frame_groups(self, pred, logits, n_out, speaker, alignment, transcript):
         spec = self.spec
-        frame_s = spec.hop_seconds * spec.output_stride if spec.geometry else None
+        timing = spec.output_timing
         columns = []
         if "grapheme" in self.group_by:
             columns.append([f"grapheme:{_label(spec.labels[k])}" for k in pred.tolist()])
@@ -194,7 +201,9 @@ class Profiler:
             if grouping in self.group_by:
                 if alignment is None:
                     raise ValueError(f"grouping {grouping!r} needs an alignment (TextGrid)")
-                labels = frame_labels(getattr(alignment, tier), frame_s, n_out)
+                labels = frame_labels(
+                    getattr(alignment, tier), timing.frame_seconds, n_out, timing.offset_seconds
+                )
                 columns.append([f"{grouping}:{lab}" if lab else None for lab in labels])
         if "speaker" in self.group_by:
             if speaker is None:
@@ -219,9 +228,10 @@ class Profiler:
     def _count_coverage(self, alignment, event_frames: set[int], n_out: int) -> None:
         from gradnap.profiling.events import span_frames
 
-        frame_s = self.spec.hop_seconds * self.spec.output_stride
+        timing = self.spec.output_timing
         for label, start, end in alignment.phones:
-            hit = any(t in event_frames for t in span_frames(start, end, frame_s, n_out))
+            frames = span_frames(start, end, timing.frame_seconds, n_out, timing.offset_seconds)
+            hit = any(t in event_frames for t in frames)
             self.coverage_[label][0 if hit else 1] += 1
 
     def merge(self, other: Profiler) -> Profiler:
@@ -264,7 +274,9 @@ class Profiler:
             "alignment": "GradNAP: argmax sum_c |A*G| (input: sum_f |G|);"
             " NAvAI: argmax sum_c |G|; NAP: GradNAP crop sorted descending",
             "mask": "|mean_G| / max over the whole window",
-            "sensitivity_from": "logit",
+            "sensitivity_from": self.spec.description.get("sensitivity_from", "logit"),
+            "model_spec": self.spec.config(),
+            "max_memory": self.max_memory,
             "blank_events": self.include_blank,
             "utterances": self.utterances_,
             "events": self.n_events_,
@@ -276,12 +288,11 @@ class Profiler:
         spec = self.spec
         info = {}
         for name in self.layers:
-            stride = spec.geometry.stride(name) if spec.geometry else 1
-            info[name] = {"frame_ms": 1000 * spec.hop_seconds * stride}
+            info[name] = {"frame_ms": 1000 * spec.frame_seconds(name)}
             if name in self.neurons:
                 info[name]["neurons"] = list(self.neurons[name])
-            if name == "input" and spec.feature_config is not None:
-                info[name]["frequency"] = spec.feature_config.mel_frequencies()
+            if name == "input" and "frequency" in spec.front_end.coords():
+                info[name]["frequency"] = spec.front_end.coords()["frequency"][0]
         return build_tree(
             self.acc_,
             info,
@@ -296,4 +307,6 @@ def as_spec(model) -> ModelSpec:
         return model
     if hasattr(model, "geometry") and hasattr(model, "layers"):
         return ModelSpec.from_wav2letter(model)
+    if type(model).__name__.endswith("ForCTC"):  # transformers
+        return ModelSpec.from_huggingface(model)
     raise TypeError("pass a Wav2Letter model or a gradnap.ModelSpec describing your model")
