@@ -291,6 +291,8 @@ class Profiler:
             info[name] = {"frame_ms": 1000 * spec.frame_seconds(name)}
             if name in self.neurons:
                 info[name]["neurons"] = list(self.neurons[name])
+            if name in spec.neuron_coords:
+                info[name]["neuron_coords"] = spec.neuron_coords[name]
             if name == "input" and "frequency" in spec.front_end.coords():
                 info[name]["frequency"] = spec.front_end.coords()["frequency"][0]
         return build_tree(

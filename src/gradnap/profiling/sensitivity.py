@@ -244,6 +244,7 @@ def conv_transpose_one_frame(g: torch.Tensor, w: torch.Tensor, block: int = 256)
     return out.reshape(len(g), w.shape[1], w.shape[2])
 
 
+@torch.no_grad()
 def fast(
     spec: ModelSpec,
     x: torch.Tensor,

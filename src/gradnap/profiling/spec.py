@@ -9,6 +9,7 @@ different lengths made by the front end, with one error per problem naming the l
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -111,6 +112,7 @@ class ModelSpec:
         self.output = output
         self._logits_module = None
         self.layouts: dict[str, Layout] = {}
+        self.neuron_coords: dict[str, dict] = {}
         self.output_layout: Layout | None = None
         self.timing: dict[str, LayerTiming] = {}
         for name, value in (timing or {}).items():
@@ -166,10 +168,9 @@ class ModelSpec:
         ReLU). Gets the fast exact path."""
         stack = ConvStack.from_sequential(model, names)
         layers = {layer.name: layer.module for layer in stack.layers}
-        if features is None and hop_seconds is None:
-            features = "log-mel" if stack.layers[0].conv.in_channels == 128 else None
-            if features is None:  # e.g. torchaudio's waveform Wav2Letter: 1 channel
-                features = "waveform" if stack.layers[0].conv.in_channels == 1 else "log-mel"
+        if features is None:  # 1 channel: a waveform (torchaudio's waveform Wav2Letter)
+            n_in = stack.layers[0].conv.in_channels
+            features = "waveform" if n_in == 1 else f"log-mel-{n_in}"
         spec = cls(
             model,
             layers,
@@ -239,6 +240,13 @@ class ModelSpec:
             a, b = (select(r[0][name], tap.item, f"layer {name!r}") for r in raw)
             axis = find_time_axis(a, b, f"layer {name!r} ({tap.path})", tap.time_axis)
             self.layouts[name] = Layout(tap.item, a.dim(), axis)
+            if a.dim() == 4:  # (B, C, F, T) -> neuron c * F + f
+                sizes = [a.shape[d] for d in range(1, 4) if d != axis]
+                idx = np.arange(sizes[0] * sizes[1])
+                self.neuron_coords[name] = {
+                    "channel": (idx // sizes[1], {"long_name": "channel of the 2-D map"}),
+                    "bin": (idx % sizes[1], {"long_name": "frequency bin of the 2-D map"}),
+                }
             if name not in self.timing:
                 self.timing[name] = from_probe(
                     self.hop_seconds, t_in, (a.shape[axis], b.shape[axis])
@@ -305,13 +313,15 @@ class ModelSpec:
         modules = {n: (m, None) for n, m in self.model.named_modules() if n}
         store: dict = {}
         order: list[str] = []
-        hooks = []
-        for name, (m, _) in modules.items():
-            hooks.append(
-                m.register_forward_hook(
-                    lambda _m, _i, o, name=name: (order.append(name), store.__setitem__(name, o))
-                )
-            )
+
+        def keep(name):
+            def hook(_m, _i, out):
+                order.append(name)
+                store[name] = out
+
+            return hook
+
+        hooks = [m.register_forward_hook(keep(name)) for name, (m, _) in modules.items()]
         try:
             with torch.no_grad():
                 self.model(self.model_input(x))

@@ -44,7 +44,8 @@ class ConvLayer:
     path: str = ""
 
     def __post_init__(self):
-        self.conv_module = self.module  # the user's own convolution module
+        self.conv_module = self.module  # the module whose output is Z (conv, or its BatchNorm)
+        self.conv_module_path = self.path
 
     def preactivation(self, h: torch.Tensor) -> torch.Tensor:
         """``Z = conv(pad(h))`` for ``h`` ``(batch, C_in, T)``, with the layer's own padding."""
@@ -101,7 +102,7 @@ class ConvStack:
                 pending = ConvLayer(
                     f"conv{len(layers) + 1}", m, _conv_spec(m, path, len(layers)), None, m
                 )
-                pending.path = path
+                pending.path = pending.conv_module_path = path
             elif isinstance(m, nn.BatchNorm1d) and pending is not None:
                 if m.training or not m.track_running_stats:
                     raise ValueError(f"{path}: BatchNorm1d must be in eval mode to be folded")
@@ -109,6 +110,7 @@ class ConvStack:
                     raise ValueError(f"{path}: BatchNorm1d after the activation is not supported")
                 pending.conv = _fold_batchnorm(pending.conv, m)
                 pending.module, pending.conv_module, pending.path = m, m, path
+                pending.conv_module_path = path
                 notes[f"{path}"] = "eval BatchNorm1d folded into the convolution before it"
             elif isinstance(m, ELEMENTWISE) and pending is not None:
                 if pending.activation is not None:
@@ -134,6 +136,7 @@ class ConvStack:
                 "convolution's output"
             )
             top.activation, top.module = None, top.conv_module
+            top.path = top.conv_module_path
         if names is not None:
             if len(names) != len(layers):
                 raise ValueError(f"{len(names)} names for {len(layers)} layers")
@@ -212,7 +215,7 @@ def _fold_batchnorm(conv: nn.Conv1d, bn: nn.BatchNorm1d) -> nn.Conv1d:
             shift = shift + bn.bias.double()
         folded.weight.copy_((conv.weight.double() * scale[:, None, None]).float())
         folded.bias.copy_(shift.float())
-    return folded
+    return folded.requires_grad_(False)
 
 
 def _activation_and_derivative(act, z: torch.Tensor):
