@@ -185,3 +185,23 @@ def test_a_saved_directory_loads_with_safetensors_only(tmp_path):
         f.rename(f.with_suffix(".bin"))
     with pytest.raises(ValueError, match="only safetensors"):
         gradnap.ModelSpec.from_huggingface(tmp_path / "m")
+
+
+def test_the_command_line_profiles_a_saved_directory(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from gradnap.cli.main import app
+
+    model = build("wav2vec2")
+    model.save_pretrained(tmp_path / "m")
+    vocab = {s if s != " " else "|": i for i, s in enumerate(LABELS)}
+    (tmp_path / "m" / "vocab.json").write_text(json.dumps(vocab))
+    out = tmp_path / "p.nc"
+    args = ["profile", "--model", str(tmp_path / "m"), "--out", str(out), "--limit", "1"]
+    r = CliRunner().invoke(app, args + ["--layers", "layer1", "--group-by", "phoneme"])
+    assert r.exit_code == 0, r.output
+    tree = gradnap.load_profiles(out)
+    assert tree["layer1"].attrs["frame_ms"] == pytest.approx(20.0)
+    assert any(str(g).startswith("phoneme:") for g in tree["group"].values)

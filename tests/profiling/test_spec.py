@@ -118,6 +118,7 @@ def test_6_the_front_end_is_what_the_model_was_built_for():
         spec, DEFAULT_CORPUS / "test", limit=1, progress=False, layers=["input", "1"]
     )
     assert tree["input"]["neuron"].size == 13
+    assert list(tree["input"]["mfcc"].values) == list(range(13))
     assert "mfcc" in tree.attrs["config"]
 
 

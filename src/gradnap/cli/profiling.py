@@ -18,7 +18,11 @@ def profile(
         Path | None, typer.Option(help="Corpus folder (default: the bundled evaluation corpus).")
     ] = None,
     model: Annotated[
-        Path | None, typer.Option(help="Model file (default: the bundled model).")
+        Path | None,
+        typer.Option(
+            help="Model file, or a saved Hugging Face *ForCTC model directory (default: the "
+            "bundled model)."
+        ),
     ] = None,
     layers: Annotated[
         str | None, typer.Option(help="Comma-separated layers (default: all).")
@@ -54,6 +58,10 @@ def profile(
         ),
     ] = 25,
     workers: Annotated[int, typer.Option(help="Feature-extraction worker processes.")] = 0,
+    max_memory: Annotated[
+        float,
+        typer.Option(help="GB for per-event gradients on the generic path (events per batch)."),
+    ] = 2.0,
 ) -> None:
     """Compute GradNAP, NAvAI and NAP profiles of a model over a corpus.
 
@@ -63,15 +71,23 @@ def profile(
     from gradnap.profiling import profiles, save_profiles
     from gradnap.profiling.spec import ModelSpec
 
-    net = _load_model(model)
-    spec = ModelSpec.from_wav2letter(net)
+    if model is not None and model.is_dir():  # a saved Hugging Face model (safetensors only)
+        try:
+            spec = ModelSpec.from_huggingface(model)
+        except (ImportError, ValueError) as exc:
+            fail(str(exc))
+        alphabet = feature_config = None
+    else:
+        net = _load_model(model)
+        spec = ModelSpec.from_wav2letter(net)
+        alphabet, feature_config = net.alphabet, net.feature_config
     groups = [g.strip() for g in group_by.split(",") if g.strip()]
     chosen = [n.strip() for n in layers.split(",")] if layers else None
     width = int(crop_width) if crop_width.isdigit() else crop_width
     _check_device(device)
     if corpus is None:
         from gradnap.models.checkpoint import DEFAULT_CORPUS as corpus
-    data = _read(corpus, skip_bad, net.alphabet, net.feature_config)
+    data = _read(corpus, skip_bad, alphabet, feature_config)
     partial = out.with_name(out.name + ".partial")
     try:
         spec.check_layers(chosen)
@@ -93,6 +109,7 @@ def profile(
             checkpoint_every=checkpoint_every,
             resume=resume,
             workers=workers,
+            max_memory=max_memory * 1e9,
         )
     except AlignmentError as exc:
         fail(

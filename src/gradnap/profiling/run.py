@@ -293,8 +293,12 @@ class Profiler:
                 info[name]["neurons"] = list(self.neurons[name])
             if name in spec.neuron_coords:
                 info[name]["neuron_coords"] = spec.neuron_coords[name]
-            if name == "input" and "frequency" in spec.front_end.coords():
-                info[name]["frequency"] = spec.front_end.coords()["frequency"][0]
+            if name == "input":  # mel Hz, MFCC index: what the front end says
+                coords = dict(spec.front_end.coords())
+                if "frequency" in coords:
+                    info[name]["frequency"] = coords.pop("frequency")[0]
+                if coords:
+                    info[name]["neuron_coords"] = coords
         return build_tree(
             self.acc_,
             info,
