@@ -146,12 +146,18 @@ def sensitivities(
     if backend == "auto":
         backend = "fast" if spec.stack is not None else "generic"
     compute = {"fast": fast, "generic": generic, "reference": reference}[backend]
-    with torch.no_grad():
-        logits, acts = spec.forward_with_activations(x)
-    pred = logits[0].argmax(0)
-    t = torch.nonzero(pred != spec.blank).flatten() if t is None else torch.as_tensor(t)
-    c = pred[t] if c is None else torch.as_tensor(c)
-    shapes = [x.shape[1:] if n == "input" else acts[n].shape[1:] for n in layers]
+    cache = spec.__dict__.setdefault("_shapes", {})  # layer shapes per input shape
+    if t is None or c is None or tuple(x.shape) not in cache:
+        with torch.no_grad():
+            logits, acts = spec.forward_with_activations(x)
+        cache.clear()
+        cache[tuple(x.shape)] = {n: a.shape[1:] for n, a in acts.items()}
+        pred = logits[0].argmax(0)
+        t = torch.nonzero(pred != spec.blank).flatten() if t is None else torch.as_tensor(t)
+        c = pred[t] if c is None else torch.as_tensor(c)
+    t, c = torch.as_tensor(t), torch.as_tensor(c)
+    known = cache[tuple(x.shape)]
+    shapes = [x.shape[1:] if n == "input" else known[n] for n in layers]
     step = len(t) if backend == "fast" else events_per_batch(shapes, max_memory)
     parts = [
         compute(spec, x, t[i : i + step], c[i : i + step], layers)
