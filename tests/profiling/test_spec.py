@@ -265,3 +265,13 @@ def test_hooks_are_removed_also_on_error():
     with pytest.raises(RuntimeError):
         spec.forward_with_activations(torch.randn(1, 7, 30))
     assert not model.lin._forward_hooks and not model.head._forward_hooks
+
+
+def test_1_torchaudio_logits_are_found_before_its_final_relu_without_from_sequential():
+    from tests.profiling.test_stack_models import TorchaudioWav2Letter
+
+    torch.manual_seed(0)
+    model = TorchaudioWav2Letter(5, "mfcc", 13, w=8, wide=8).eval()
+    spec = gradnap.ModelSpec(model, ["acoustic_model.1"], LABELS, features="log-mel-13")
+    assert spec.description["sensitivity_from"].startswith("logit: the output of acoustic_model.20")
+    assert "ReLU after the class layer is skipped" in spec.description["final_activation"]

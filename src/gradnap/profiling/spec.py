@@ -25,6 +25,7 @@ from gradnap.profiling.layout import (
     resolve,
     select,
 )
+from gradnap.profiling.logits import find_logits_before_softmax, is_log_normalized
 from gradnap.profiling.stack import ConvStack
 from gradnap.profiling.timing import LayerTiming, from_convs, from_probe
 
@@ -269,8 +270,22 @@ class ModelSpec:
         if self._logits_module is None:
             self.description.setdefault("sensitivity_from", "logit")
             bct = self.output_layout.to_bct(logits[0])
-            if _is_log_normalized(bct):
-                self._find_logits_before_softmax(short, bct)
+            if is_log_normalized(bct):
+                found = find_logits_before_softmax(
+                    self.model, self.model_input(short), self.output_layout, bct
+                )
+                if found is None:
+                    self.description["sensitivity_from"] = (
+                        "log-probability (the model's output; the logits before its "
+                        "log-softmax could not be reached)"
+                    )
+                else:
+                    path, self._logits_module, note = found
+                    self.description["sensitivity_from"] = (
+                        f"logit: the output of {path}, before the model's log-softmax"
+                    )
+                    if note:
+                        self.description["final_activation"] = note
 
     def _output_module(self):
         if isinstance(self.output, str):
@@ -303,68 +318,6 @@ class ModelSpec:
         if not torch.is_tensor(value):
             raise LayoutError(f"output (logits): a {type(value).__name__}, not a tensor")
         return value
-
-    def _find_logits_before_softmax(self, x, log_probs: torch.Tensor) -> None:
-        """The model returns log-probabilities: find the last module whose output, under a
-        log-softmax over classes, gives them; step back over a final element-wise
-        activation to the convolution or linear layer before it."""
-        from gradnap.profiling.stack import ELEMENTWISE
-
-        modules = {n: (m, None) for n, m in self.model.named_modules() if n}
-        store: dict = {}
-        order: list[str] = []
-
-        def keep(name):
-            def hook(_m, _i, out):
-                order.append(name)
-                store[name] = out
-
-            return hook
-
-        hooks = [m.register_forward_hook(keep(name)) for name, (m, _) in modules.items()]
-        try:
-            with torch.no_grad():
-                self.model(self.model_input(x))
-        finally:
-            for h in hooks:
-                h.remove()
-        found = None
-        for name in reversed(order):
-            o = store[name]
-            if not torch.is_tensor(o) or o.dim() != self.output_layout.ndim:
-                continue
-            try:
-                z = self.output_layout.to_bct(o)
-            except (RuntimeError, LayoutError):
-                continue
-            if z.shape != log_probs.shape or _is_log_normalized(z):
-                continue
-            if torch.allclose(torch.log_softmax(z, 1), log_probs, atol=1e-4, rtol=1e-4):
-                found = name
-                if not list(modules[name][0].children()):
-                    break
-        if found is None:
-            self.description["sensitivity_from"] = (
-                "log-probability (the model's output; the logits before its log-softmax "
-                "could not be reached)"
-            )
-            return
-        module = modules[found][0]
-        leaves = [n for n in order if not list(modules[n][0].children())]
-        if found in leaves and isinstance(module, ELEMENTWISE):
-            i = leaves.index(found)
-            before = leaves[i - 1] if i else None
-            if before and store[before].shape == store[found].shape:
-                found = before
-                module = modules[found][0]
-                self.description["final_activation"] = (
-                    f"the {type(modules[leaves[i]][0]).__name__} after the class layer is "
-                    "skipped: sensitivities and classes from the class layer's output"
-                )
-        self._logits_module = module
-        self.description["sensitivity_from"] = (
-            f"logit: the output of {found}, before the model's log-softmax"
-        )
 
     # ------------------------------------------------------------------ use
     @property
@@ -437,11 +390,6 @@ class ModelSpec:
             "timing": {n: t.to_dict() for n, t in self.timing.items()},
             "crop_ms": self.crop_ms,
         }
-
-
-def _is_log_normalized(z: torch.Tensor) -> bool:
-    """Whether ``z`` (B, K, T) holds log-probabilities over K (logsumexp 0 everywhere)."""
-    return bool(torch.logsumexp(z.double(), 1).abs().max() < 1e-4)
 
 
 __all__ = ["Layer", "LayoutError", "ModelSpec", "capture"]
