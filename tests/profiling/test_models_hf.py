@@ -97,7 +97,7 @@ def test_sensitivities_and_profiles_equal_the_plain_reference(family, utterances
     assert_windows_equal(got, plain_windows(model, spec, x, t, c), spec.layer_names)
 
     # profiles: gradnap's generic path against the same with the test's plain gradients
-    def plain_backend(spec_, x_, t_, c_, layers):
+    def plain_backend(spec_, x_, t_, c_, layers, **_):
         g = plain_windows(model, spec_, x_, t_, c_)
         return {n: S.Window(g[n], torch.zeros(len(t_), dtype=torch.long)) for n in layers}
 
@@ -105,7 +105,7 @@ def test_sensitivities_and_profiles_equal_the_plain_reference(family, utterances
     for method in ("generic", "reference"):
         if method == "reference":
             monkeypatch.setattr(S, "reference", plain_backend)
-        prof = gradnap.Profiler(spec, group_by=["grapheme", "phoneme"], method=method)
+        prof = gradnap.Profiler(spec, group_by=["grapheme", "phoneme"], backend=method)
         for i, (wav, sr, speaker, alignment) in enumerate(utterances):
             x = spec.front_end(wav, sr)
             n_out = spec.forward_with_activations(x[None])[0].shape[-1]
@@ -148,7 +148,7 @@ def test_crops_are_time_windows_in_ms_not_conv_geometry():
     assert spec.crop_frames("input") == 8000
     assert spec.crop_frames("conv0") == 1600
     assert spec.crop_frames("layer1") == 25
-    assert gradnap.Profiler(spec).widths_["conv6"] == 25
+    assert gradnap.Profiler(spec).config()["crop_width"]["conv6"] == 25
     x = torch.randn(1, 1, 8000)
     g = gradnap.sensitivities(spec, x, torch.tensor([12]), torch.tensor([2]), ["conv0"])
     assert g["conv0"].values.shape[-1] == 1599

@@ -56,7 +56,7 @@ def test_1_sensitivities_are_of_the_logits_before_the_log_softmax():
         c,
     )
     assert_windows_equal(gradnap.sensitivities(spec, x, t, c), want, ["input", "act"])
-    assert gradnap.Profiler(spec).config()["sensitivity_from"].startswith("logit: the output of")
+    assert gradnap.Profiler(spec).config()["logits"].startswith("logit: the output of")
 
 
 def test_2_events_come_from_the_model_output_not_the_last_listed_layer():

@@ -122,7 +122,7 @@ def test_torchaudio_wav2letter_profiles_with_phonemes(monkeypatch):
     }
     top_conv = plain.get_submodule(spec.stack.layers[-1].conv_module_path)
 
-    def plain_backend(spec_, x_, t_, c_, layers):
+    def plain_backend(spec_, x_, t_, c_, layers, **_):
         store = {}
         h = top_conv.register_forward_hook(lambda _m, _i, o: store.__setitem__("z", o))
         try:
@@ -141,7 +141,7 @@ def test_torchaudio_wav2letter_profiles_with_phonemes(monkeypatch):
     for method in ("fast", "reference"):
         if method == "reference":
             monkeypatch.setattr(S, "reference", plain_backend)
-        prof = gradnap.Profiler(spec, group_by=["grapheme", "phoneme"], method=method)
+        prof = gradnap.Profiler(spec, group_by=["grapheme", "phoneme"], backend=method)
         prof.update(x, None, alignment, frames=range(0, x.shape[-1] // 2, 9))
         trees.append(prof.result())
     assert any(str(g).startswith("phoneme:") for g in trees[0]["group"].values)

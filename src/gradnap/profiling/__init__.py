@@ -2,7 +2,20 @@
 
 from gradnap.profiling.accumulate import ProfileAccumulator
 from gradnap.profiling.driver import profiles
+from gradnap.profiling.groupings import (
+    GROUPINGS,
+    Correct,
+    FrameGrouping,
+    Grapheme,
+    Grouping,
+    Manner,
+    Phoneme,
+    Speaker,
+    Target,
+    Word,
+)
 from gradnap.profiling.layout import Layer, LayoutError
+from gradnap.profiling.method import NAP, VARIANTS, GradNAP, NAvAI, Saliency, Sum, Variant
 from gradnap.profiling.result import load_profiles, save_profiles, to_table
 from gradnap.profiling.run import Profiler
 from gradnap.profiling.sensitivity import sensitivities
@@ -10,7 +23,24 @@ from gradnap.profiling.spec import ModelSpec
 from gradnap.profiling.stack import ConvStack
 
 __all__ = [
+    "GROUPINGS",
+    "NAP",
+    "VARIANTS",
     "ConvStack",
+    "Correct",
+    "FrameGrouping",
+    "GradNAP",
+    "Grapheme",
+    "Grouping",
+    "Manner",
+    "NAvAI",
+    "Phoneme",
+    "Saliency",
+    "Speaker",
+    "Sum",
+    "Target",
+    "Variant",
+    "Word",
     "Layer",
     "LayoutError",
     "ModelSpec",
