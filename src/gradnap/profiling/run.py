@@ -268,7 +268,7 @@ class Profiler:
         """Each event's group names, one per grouping that labels it."""
         if any("alignment_point" in g.needs for g in self.groupings_):
             ctx.points = {
-                name: c.tau().to(torch.float64) * self._frame_seconds(name)
+                name: self.spec.timing[name].time(c.tau().to(torch.float64))
                 for name, c in crops.items()
             }
         frames = frames.tolist()

@@ -93,8 +93,8 @@ class ModelSpec:
             raise ValueError(f"blank {blank} is not a class index of {len(self.labels)} labels")
         self.front_end: FrontEnd = front_end(features if features is not None else feature_config)
         self.feature_config = self.front_end.feature_config
-        self.hop_seconds = hop_seconds if hop_seconds is not None else self.front_end.hop_seconds
         self.geometry, self.stack = geometry, stack
+        self._hop = hop_seconds if hop_seconds is not None else self.front_end.hop_seconds
         self.description = dict(description or {})
         self.crop_ms = float(crop_ms)
         self.model_input = model_input or (lambda x: x)
@@ -320,6 +320,20 @@ class ModelSpec:
         return value
 
     # ------------------------------------------------------------------ use
+    @property
+    def hop_seconds(self) -> float:
+        """The input frame hop (s)."""
+        return self._hop
+
+    @hop_seconds.setter
+    def hop_seconds(self, value: float) -> None:
+        """Setting the hop of a conv stack re-derives every layer's time from it."""
+        self._hop = float(value)
+        if self.stack is not None:
+            names = ["input"] + list(self.layers)
+            for name, t in zip(names, from_convs(list(self.geometry.specs), self._hop)):
+                self.timing[name] = t
+
     @property
     def layer_names(self) -> list[str]:
         return ["input"] + list(self.layers)
