@@ -78,6 +78,8 @@ def build_report(
 ) -> Path:
     """Write the report for ``tree`` into ``out``; returns the path of ``index.html``.
 
+    A trajectory (a result with a ``step`` dimension, from ``gradnap dynamics``) gets a
+    dynamics page; its layer pages show the final step.
     ``model`` (a :class:`gradnap.ModelSpec` or Wav2Letter) enables the optimal inputs;
     ``sanity`` is the table of :func:`gradnap.analysis.cascading_randomization`; ``stats``
     (:class:`gradnap.FeatureStats`) sets the loudness of the optimal inputs' audio.
@@ -86,6 +88,9 @@ def build_report(
 
     opt = options or ReportOptions()
     out = Path(out)
+    trajectory = tree if "step" in tree.dims else None
+    if trajectory is not None:
+        tree = trajectory.isel(step=-1)
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     config = json.loads(tree.attrs.get("config", "{}"))
@@ -126,6 +131,8 @@ def build_report(
         )
     finally:
         drawer.close()
+    if trajectory is not None:
+        _write_dynamics(trajectory, out, opt)
     bar.update()
     bar.close()
     return index
@@ -213,6 +220,7 @@ def _write_pages(
         sanity_attrs=sanity.attrs if sanity is not None else {},
         min_count=opt.min_count,
         max_groups=opt.max_groups,
+        dynamics="step" in tree.coords,
     )
     for page in layer_pages:
         html = env.get_template("layer.html.j2").render(
@@ -224,6 +232,18 @@ def _write_pages(
     index_path = out / "index.html"
     _write_text(index_path, index)
     return index_path
+
+
+def _write_dynamics(trajectory, out, opt):
+    from gradnap.report.dynamics import dynamics_page
+
+    env = Environment(loader=PackageLoader("gradnap.report"), autoescape=select_autoescape())
+    page = dynamics_page(trajectory, out, opt.min_count)
+    layers = [{"name": n, "file": f"layer-{slug(n)}.html"} for n in trajectory.children]
+    html = env.get_template("dynamics.html.j2").render(
+        page=page, layers=layers, min_count=opt.min_count
+    )
+    _write_text(out / "dynamics.html", html)
 
 
 def _shown_groups(groups, counts, max_groups):
