@@ -33,15 +33,14 @@ def test_dynamics_command_figures_and_report_page(tmp_path):
     out, figs = tmp_path / "traj.nc", tmp_path / "figs"
     r = invoke(
         "dynamics", "--checkpoints", folder, "--out", out, "--corpus", DEFAULT_CORPUS / "test",
-        "--limit", 2, "--layers", "input,conv9", "--min-count", 1, "--figures", figs,
-        "--group", "phoneme:AH",
+        "--limit", 2, "--layers", "conv8,conv9", "--min-count", 1, "--figures", figs,
     )  # fmt: skip
     assert r.exit_code == 0, r.output
     assert "mean Silhouette score of phonemes" in r.output and "settling step" in r.output
     traj = load_profiles(out)
     assert list(traj["step"].values) == [2, 20, 200]
     np.testing.assert_allclose(traj["dev_cer"].values, [0.9, 0.6, 0.3])
-    for stem in ("silhouette_over_training", "settling_step", "input_over_training_AH"):
+    for stem in ("silhouette_over_training", "settling_step"):
         assert (figs / f"{stem}.png").is_file() and (figs / f"{stem}.svg").is_file(), stem
     # the report of a trajectory: the final step's layer pages and a dynamics page
     build_report(traj, tmp_path / "report", None, options=ReportOptions(min_count=1),

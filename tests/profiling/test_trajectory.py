@@ -86,7 +86,7 @@ def test_resume_after_a_kill(checkpoints, corpus, whole, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         trajectory(checkpoints, corpus, out, LAYERS, progress=False)
     monkeypatch.undo()
-    assert len(list((tmp_path / "b.nc.steps").glob("*.nc"))) == 1
+    assert len(list((tmp_path / "b.nc.steps").glob("*.pt"))) == 1
     with pytest.raises(FileExistsError, match="resume"):
         trajectory(checkpoints, corpus, out, LAYERS, progress=False)
     resumed = trajectory(checkpoints, corpus, out, LAYERS, resume=True, progress=False)

@@ -122,6 +122,7 @@ def _figures(traj, sil, settle, folder: Path, group: str) -> None:
         "settling_step",
     )
     if "input" in traj.children and group in traj["group"].values:
-        fig = dviz.profile_over_training(traj["input"].to_dataset(), group)
+        ds = traj["input"].to_dataset().assign_coords(dev_cer=traj["dev_cer"])
+        fig = dviz.profile_over_training(ds, group)
         save_figure(fig, folder, f"input_over_training_{group.split(':', 1)[-1]}")
     console.print(f"figures: {folder}")

@@ -14,7 +14,8 @@ count of 0 there.
 
 The run streams: one checkpoint's sums at a time; each finished checkpoint's profiles go
 to ``OUT.steps/`` (atomically), so a killed run resumed with ``resume=True`` redoes at most
-the checkpoint it was in and ends with the same result. Under ``torchrun`` each rank
+the checkpoint it was in and ends with the same result. (The folder holds each step's
+float64 sums, like a partial profile: as large as the profiles.) Under ``torchrun`` each rank
 profiles its shard of the utterances and the sums are all-reduced per checkpoint.
 """
 
@@ -31,9 +32,10 @@ import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
+from gradnap.models.checkpoint import atomic_torch_save
 from gradnap.profiling import distributed
 from gradnap.profiling.driver import corpus_utterances
-from gradnap.profiling.result import load_profiles, save_profiles
+from gradnap.profiling.result import save_profiles
 from gradnap.profiling.run import NEEDS_ALIGNMENT, Profiler, as_spec
 
 EVENTS = ("own", "final")
@@ -156,19 +158,22 @@ def trajectory(
     final = None
     if events == "final":
         final = as_spec(load(paths[-1], device))
+    def make_profiler(path):
+        spec = as_spec(load(path, device))
+        return Profiler(
+            spec, layers, group_by, method, crop_width, device, batch_events, include_blank
+        )
+
     step_files = []
     bar = tqdm(total=len(paths), desc="checkpoints", unit="ckpt", disable=not progress or rank)
     for k, (path, info) in enumerate(zip(paths, infos)):
-        step_file = work / f"{k:03d}-step-{info['step']}.nc"
+        step_file = work / f"{k:03d}-step-{info['step']}.pt"
         step_files.append(step_file)
         if step_file.exists():
             bar.update()
             continue
-        spec = as_spec(load(path, device))
-        prof = Profiler(
-            spec, layers, group_by, method, crop_width, device, batch_events, include_blank
-        )
-        fcfg = spec.feature_config
+        prof = make_profiler(path)
+        fcfg = prof.spec.feature_config
         for i, x, speaker, alignment, text in _items(
             utterances, mine, fcfg, alignments, root, need_alignment
         ):
@@ -187,14 +192,19 @@ def trajectory(
                 **info,
                 "events_from": "own predictions" if final is None else str(paths[-1]),
             }
-            save_profiles(prof.result(extra), step_file)
+            # the sums, not the profiles: a NetCDF round trip per step costs more
+            atomic_torch_save({"profiler": prof.state_dict(), "extra": extra}, step_file)
         if is_dist:
             torch.distributed.barrier()
         bar.update()
     bar.close()
     if rank != 0:
         return None
-    steps = [load_profiles(f) for f in step_files]
+    steps = []
+    for path, step_file in zip(paths, step_files):
+        state = torch.load(step_file, map_location="cpu", weights_only=False)
+        prof = make_profiler(path).load_state_dict(state["profiler"])
+        steps.append(prof.result(state["extra"]))
     tree = stack_steps(steps, paths, infos, events)
     save_profiles(tree, out)
     shutil.rmtree(work, ignore_errors=True)

@@ -78,7 +78,7 @@ def dynamics_page(traj: xr.DataTree, out: Path, min_count: int = 10, threshold: 
         for layer in med["layer"].values
     ]  # fmt: skip
     if "input" in traj.children:
-        ds = traj["input"].to_dataset()
+        ds = traj["input"].to_dataset().assign_coords(dev_cer=traj["dev_cer"])
         for g in SMALL_MULTIPLES:
             if g in groups and final_counts.get(g, 0) > 0:
                 stem = f"input_over_training_{g.replace(':', '-')}"
