@@ -4,7 +4,7 @@
 # Called by `make setup`, `make demo` and `make test`; safe to run again.
 set -euo pipefail
 venv="${1:-.venv}"
-system_packages=(espeak-ng libespeak-ng1 festival festlex-cmu festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts flite wordnet-base chromium chromium-driver)
+system_packages=(espeak-ng libespeak-ng1 festival festlex-cmu festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts flite wordnet-base chromium chromium-driver pocketsphinx-testdata)
 
 missing=()
 for pkg in "${system_packages[@]}"; do

@@ -78,7 +78,7 @@ def test_killed_run_resumes_to_the_same_result(one_process, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert not out.exists()  # nothing at the output path
-    done = torch.load(partial, weights_only=False)["done"]
+    done = torch.load(partial, weights_only=True)["done"]
     assert 0 < len(done) < 8
     # resuming without --resume is refused; with it, the result equals one run
     refused = subprocess.run(cmd + ARGS, env=env(), capture_output=True, text=True, timeout=300)

@@ -47,13 +47,19 @@ def fail(message: str) -> None:
 def model_info(
     preset: Annotated[str, typer.Option(help="Model preset: paper, mid, small, tiny.")] = "paper",
     model: Annotated[
-        Path | None, typer.Option(help="Checkpoint file (instead of --preset).")
+        Path | None,
+        typer.Option(help="Checkpoint file or model name, e.g. whisper-tiny.en (not --preset)."),
     ] = None,
 ) -> None:
     """Print parameters, layers (kernel, stride, channels) and receptive field of a model."""
     from gradnap.models import Wav2Letter
     from gradnap.models.checkpoint import CheckpointError, load
+    from gradnap.models.registry import registered
 
+    if registered(model):
+        from gradnap.cli.whisper import whisper_info
+
+        return whisper_info(_load_model(model, named_ok=True))
     try:
         net = load(model) if model else Wav2Letter.from_preset(preset)
     except (CheckpointError, KeyError) as exc:
@@ -124,9 +130,15 @@ def train(
     Under torchrun (torchrun --nproc-per-node N -m gradnap train ...) the model is trained
     with DistributedDataParallel, each process taking its part of every batch."""
     from gradnap.models.checkpoint import CheckpointError
+    from gradnap.models.registry import registered
     from gradnap.train import TrainConfig
     from gradnap.train import train as run_train
 
+    if registered(preset):
+        fail(
+            f"--preset {preset}: {preset} is a pretrained model gradnap loads, not a preset it "
+            f"trains; train trains Wav2Letter presets (paper, mid, small, tiny) with CTC"
+        )
     train_set, dev_set = _train_dev(corpus, dev, skip_bad)
     console.print(
         f"train: {len(train_set)} utterances, {train_set.duration / 3600:.2f} h; "
@@ -156,18 +168,39 @@ def train(
 
 @app.command("eval")
 def evaluate_cmd(
-    model: Annotated[Path, typer.Option(help="Checkpoint file.")],
+    model: Annotated[
+        Path, typer.Option(help="Checkpoint file, or a model name (whisper-tiny.en).")
+    ],
     corpus: Annotated[Path, typer.Option(help="Corpus folder.")],
-    beam_width: Annotated[int, typer.Option(help="Beam width (0: greedy only).")] = 32,
-    by_speaker: Annotated[bool, typer.Option(help="Also report per speaker.")] = False,
+    beam_width: Annotated[
+        int, typer.Option(help="Beam width (0: greedy only; Whisper: always greedy).")
+    ] = 32,
+    by_speaker: Annotated[
+        bool, typer.Option(help="Also report per speaker (Whisper: always).")
+    ] = False,
     skip_bad: Annotated[bool, typer.Option(help="Leave out bad utterances (listed).")] = False,
+    hyps: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write a TSV: utterance id, reference, hypothesis (beam if run, else greedy; "
+            "Whisper: both normalised as scored)."
+        ),
+    ] = None,
 ) -> None:
     """Print CER and WER of greedy and beam-search decoding on a corpus."""
     from gradnap.decode.evaluate import evaluate
+    from gradnap.models.registry import registered
 
-    net = _load_model(model)
-    data = _read(corpus, skip_bad, net.alphabet, net.feature_config)
-    ev = evaluate(net, list(data), net.alphabet, net.feature_config, beam_width or None)
+    if registered(model):
+        from gradnap.cli.whisper import whisper_eval
+
+        data = _read(corpus, skip_bad)
+        ev = whisper_eval(lambda: _load_model(model, named_ok=True), data, fail)
+        beam_width, by_speaker = 0, True
+    else:
+        net = _load_model(model)
+        data = _read(corpus, skip_bad, net.alphabet, net.feature_config)
+        ev = evaluate(net, list(data), net.alphabet, net.feature_config, beam_width or None)
     table = Table(
         title=f"{model} on {corpus} ({len(data)} utterances, {data.duration / 60:.1f} min)"
     )
@@ -180,6 +213,20 @@ def evaluate_cmd(
             for spk, s in per.items():
                 table.add_row(decoder, spk, f"{100 * s['cer']:.2f}", f"{100 * s['wer']:.2f}")
     console.print(table)
+    if hyps is not None:
+        decoder = "beam" if "beam" in ev.hypotheses else "greedy"
+        _write_hyps(hyps, ev.references, ev.hypotheses[decoder])
+        console.print(f"hypotheses ({decoder}): {hyps}")
+
+
+def _write_hyps(path: Path, references: dict[str, str], hypotheses: dict[str, str]) -> None:
+    """TSV with a header: utterance id, reference, hypothesis (tabs in text as spaces)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = ["id\treference\thypothesis"]
+    for uid, ref in references.items():
+        hyp = hypotheses[uid]
+        rows.append("\t".join(t.replace("\t", " ") for t in (uid, ref, hyp)))
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
 
 
 @app.command()
@@ -271,17 +318,29 @@ def export(
 ) -> None:
     """Write a model file without optimizer state (what gradnap.load() reads)."""
     from gradnap.models.checkpoint import save_checkpoint
+    from gradnap.models.registry import registered
 
+    if registered(model):
+        fail(
+            f"--model {model}: a pretrained model gradnap loads by name from its own files; "
+            f"export writes Wav2Letter checkpoints only (there is nothing to export)"
+        )
     net = _load_model(model)
     save_checkpoint(out, net, net.alphabet, net.feature_config, half=half)
     console.print(f"model: {out} ({out.stat().st_size / 1e6:.1f} MB)")
 
 
-def _load_model(path: Path | None, config: dict | None = None):
+def _load_model(path: Path | None, config: dict | None = None, named_ok: bool = False):
     """A model file (None: the one a result's ``config`` names, else the bundled model),
-    or a clear error."""
+    or a clear error. A model name (whisper-tiny.en) only where ``named_ok``."""
     from gradnap.models.checkpoint import CheckpointError, load
+    from gradnap.models.registry import registered
 
+    if registered(path) and not named_ok:
+        fail(
+            f"--model {path}: works with model-info and eval for now; profiling it needs "
+            f"token events for encoder-decoder models, which are not implemented yet"
+        )
     if path is None and config and config.get("model_path"):
         path = Path(config["model_path"])
         if not path.is_file():

@@ -123,13 +123,20 @@ DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "assets" / "default-mod
 DEFAULT_CORPUS = Path(__file__).resolve().parent.parent / "assets" / "eval"
 
 
-def load(path: str | Path | None = None, device: str | torch.device = "cpu") -> Wav2Letter:
+def load(path: str | Path | None = None, device: str | torch.device = "cpu") -> torch.nn.Module:
     """Load a model for analysis: in eval mode, with ``.alphabet`` and ``.feature_config``.
 
     With no ``path``, the model bundled with gradnap (trained on its synthetic corpus).
+    A registered name (:mod:`gradnap.models.registry`, e.g. ``"whisper-tiny.en"``) wins
+    over a file of that name.
 
     >>> model = gradnap.load()  # doctest: +SKIP
+    >>> whisper = gradnap.load("whisper-tiny.en")  # doctest: +SKIP
     """
+    from gradnap.models.registry import load_named, registered
+
+    if registered(path):
+        return load_named(str(path), device)
     if path is None:
         path = DEFAULT_MODEL
         if not path.is_file():

@@ -83,10 +83,16 @@ def _save_partial(path: Path, profiler: Profiler, done: list[int], signature: st
 
 
 def _load_partial(path: Path, signature: str) -> dict:
+    # weights_only: a partial file holds only tensors, numbers, strings, lists and dicts; a
+    # crafted pickle that would run code (or build any other object) is refused unrun.
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same message
-        raise ValueError(f"{path}: not a readable partial profile ({exc})") from exc
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(
+            f"{path}: not a readable gradnap partial profile (refused to load: {reason}); "
+            "remove it or run without --resume"
+        ) from exc
     if not isinstance(state, dict) or state.get("version") != PARTIAL_VERSION:
         raise ValueError(f"{path}: not a gradnap partial profile (version mismatch)")
     if state["signature"] != signature:

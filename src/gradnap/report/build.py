@@ -9,6 +9,7 @@ Nothing is loaded from the network. Pages are rendered with Jinja2.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import xarray as xr
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment, PackageLoader
 from tqdm.auto import tqdm
 
 from gradnap.analysis.clustering import groups_of, representation_power
@@ -57,8 +58,17 @@ class ReportOptions:
 
 
 def slug(text: str) -> str:
-    """A file-name-safe form of a group name (``phoneme:AA`` -> ``phoneme-AA``)."""
-    return re.sub(r"[^A-Za-z0-9]+", "-", text.replace("<space>", "space")).strip("-") or "x"
+    """A file-name- and HTML-id-safe form of a name, unique per name.
+
+    Plain names keep a readable form (``phoneme:AA`` -> ``phoneme-AA``, ``grapheme:<space>``
+    -> ``grapheme-space``); any other name gets a short hash of itself appended, so names
+    that differ only in punctuation (``speaker:f_01``, ``speaker:f-01``) never share a file
+    or an id, whatever characters they hold.
+    """
+    base = re.sub(r"[^A-Za-z0-9]+", "-", text.replace("<space>", "space")).strip("-") or "x"
+    if re.fullmatch(r"[A-Za-z0-9]+(:([A-Za-z0-9]+|<space>))?", text):
+        return base
+    return f"{base}-{hashlib.sha1(text.encode('utf-8')).hexdigest()[:8]}"
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -205,7 +215,9 @@ def _write_pages(
             )
         )
         bar.update()
-    env = Environment(loader=PackageLoader("gradnap.report"), autoescape=select_autoescape())
+    # Every template is HTML (``*.html.j2``, which select_autoescape() does not cover): escape
+    # everything, so group names, speakers, labels and paths from user data stay text.
+    env = Environment(loader=PackageLoader("gradnap.report"), autoescape=True)
     sanity_rows = _sanity_rows(sanity)
     index = env.get_template("index.html.j2").render(
         config=config,
