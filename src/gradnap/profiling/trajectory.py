@@ -202,7 +202,7 @@ def trajectory(
         return None
     steps = []
     for path, step_file in zip(paths, step_files):
-        state = torch.load(step_file, map_location="cpu", weights_only=False)
+        state = torch.load(step_file, map_location="cpu", weights_only=True)  # data only
         prof = make_profiler(path).load_state_dict(state["profiler"])
         steps.append(prof.result(state["extra"]))
     tree = stack_steps(steps, paths, infos, events)

@@ -239,8 +239,8 @@ def _write_pages(
             page=page, layers=layer_pages, min_count=opt.min_count
         )
         _write_text(out / page["file"], html)
-    _write_text(out / "style.css", env.get_template("style.css").render())
-    _write_text(out / "picker.js", env.get_template("picker.js").render())
+    for name in ("style.css", "picker.js"):  # static: copied, not rendered (autoescape)
+        _write_text(out / name, env.loader.get_source(env, name)[0])
     index_path = out / "index.html"
     _write_text(index_path, index)
     return index_path
@@ -249,7 +249,7 @@ def _write_pages(
 def _write_dynamics(trajectory, out, opt):
     from gradnap.report.dynamics import dynamics_page
 
-    env = Environment(loader=PackageLoader("gradnap.report"), autoescape=select_autoescape())
+    env = Environment(loader=PackageLoader("gradnap.report"), autoescape=True)
     page = dynamics_page(trajectory, out, opt.min_count)
     layers = [{"name": n, "file": f"layer-{slug(n)}.html"} for n in trajectory.children]
     html = env.get_template("dynamics.html.j2").render(
