@@ -2,7 +2,7 @@
 
 On the ``paper`` preset (random weights: nearly every frame is an event) and utterances of
 2, 10 and 30 s, the same events go through forward, sensitivities, alignment, crop and
-accumulation with ``method="fast"`` and ``method="reference"`` (and Captum's
+accumulation with ``backend="fast"`` and ``backend="reference"`` (and Captum's
 ``LayerGradientXActivation`` per time step when captum is installed: A*G for the input and
 every layer, one call per event), interleaved in rounds in one process, after one untimed
 warm-up round (first calls build kernels, FFT plans and the fast path's kernel spectra: a
@@ -34,7 +34,7 @@ def timed(fn, *args):
 
 
 def profile_events(spec, x, frames, method):
-    prof = Profiler(spec, group_by=["grapheme"], method=method, batch_events="auto")
+    prof = Profiler(spec, group_by=["grapheme"], backend=method, batch_events="auto")
     n = prof.update(x, frames=frames)
     return n, prof
 

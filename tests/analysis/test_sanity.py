@@ -65,3 +65,17 @@ def test_table_layout_and_correlations(spec):
     all_down = float(r.sel(randomized_down_to="conv1", layer="conv3"))
     assert top_only > all_down + 0.1
     assert np.isfinite(table["spearman_abs_gradnap"].values).all()
+
+
+def test_the_variants_compared_are_a_parameter(spec):
+    class Utt:
+        speaker, text, id = "s", "", "0"
+
+        def load(self):
+            return torch.randn(16000, generator=torch.Generator().manual_seed(1)).numpy(), 16000
+
+    table = cascading_randomization(
+        spec, [Utt()], layers=["conv2"], levels=["conv11"], progress=False,
+        variants=["saliency"],
+    )  # fmt: skip
+    assert set(table.data_vars) == {"spearman_saliency", "spearman_abs_saliency"}

@@ -20,11 +20,23 @@ def test_version():
 
 
 @pytest.mark.parametrize(
-    "cmd", ["model-info", "train", "eval", "synth", "align", "export", "profile"]
-)
+    "cmd",
+    [
+        "model-info", "train", "eval", "synth", "align", "export", "profile", "summary",
+        "sanity", "report",
+    ],
+)  # fmt: skip
 def test_help_for_every_subcommand(cmd):
     r = invoke(cmd, "--help")
     assert r.exit_code == 0 and "Usage" in r.output
+
+
+def test_the_help_test_covers_every_subcommand():
+    import typer.main
+
+    names = {c.name for c in typer.main.get_command(app).commands.values()}
+    covered = test_help_for_every_subcommand.pytestmark[0].args[1]
+    assert names == set(covered)
 
 
 def test_model_info_paper():

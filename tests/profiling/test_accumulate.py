@@ -52,3 +52,47 @@ def test_sorted_window_sums_in_chunks_equal_a_per_event_loop(dense):
         starts = _starts(first, width, full.shape[1], membership)
         got = _sorted_window_sums(full, *starts, width, chunk=3)
         assert torch.allclose(got, want, rtol=0, atol=1e-12)
+
+
+def test_accumulator_sums_each_kind_like_a_per_event_loop():
+    """Every kind of sum a variant can ask for, over batches of one utterance, against
+    plain per-event crops; with two utterances and a neuron subset."""
+    from gradnap.profiling.accumulate import ProfileAccumulator
+    from gradnap.profiling.align import Crops
+    from gradnap.profiling.method import Sum
+
+    torch.manual_seed(1)
+    sums = [Sum(k, a) for k in ("activation", "sorted", "gradient", "saliency")
+            for a in ("activation_gradient", "gradient")]  # fmt: skip
+    acc = ProfileAccumulator(sums, neurons={"l": [0, 2]})
+    want = {s.key: torch.zeros(3, 2, 4, dtype=torch.float64) for s in sums}
+    labels = [["a"], ["b"], ["a", "b"], [], ["b"]]
+    index = {"a": 0, "b": 1}
+    for utt in range(2):
+        full = torch.randn(3, 9)
+        first = {"activation_gradient": torch.tensor([-2, 0, 3, 3, 7]),
+                 "gradient": torch.tensor([1, 0, 6, 3, 8])}  # fmt: skip
+        grads = {a: torch.randn(5, 3, 4) for a in first}
+        for part in (slice(0, 2), slice(2, 5)):  # two batches of one utterance
+            crops = Crops(full, 4, {a: f[part] for a, f in first.items()},
+                          {a: g[part] for a, g in grads.items()})  # fmt: skip
+            acc.update({"l": crops}, labels[part], utterance=utt)
+        for s in sums:
+            a_crop = naive_windows(full, first[s.align], 4)[:, [0, 2]]
+            g_crop = grads[s.align][:, [0, 2]].double()
+            per_event = {
+                "activation": a_crop,
+                "sorted": a_crop.sort(-1).values,
+                "gradient": g_crop,
+                "saliency": (a_crop * g_crop).abs(),
+            }[s.kind]
+            for e, names in enumerate(labels):
+                for name in names:
+                    want[s.key][index[name]] += per_event[e]
+                want[s.key][2] += per_event[e]
+    group, total = acc.means("l")
+    counts = torch.tensor([4.0, 6.0], dtype=torch.float64)[:, None, None]
+    assert acc.groups_ == ["a", "b"] and acc.counts_.tolist() == [4, 6]
+    for s in sums:
+        assert torch.allclose(group[s.key], want[s.key][:2] / counts, atol=1e-12)
+        assert torch.allclose(total[s.key], want[s.key][2] / 10, atol=1e-12)

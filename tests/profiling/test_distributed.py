@@ -19,7 +19,12 @@ from tests.conftest import torchrun
 from tests.profiling.test_run import assert_trees_close
 
 GRADNAP = [sys.executable, "-m", "gradnap"]
-ARGS = ["--corpus", str(DEFAULT_CORPUS), "--group-by", "grapheme,phoneme,speaker"]
+# the input, the strided conv1 and the one-frame conv10: what 1 process == 2 and resuming
+# are about shows there as in every layer, at a fraction of the cost
+ARGS = [
+    "--corpus", str(DEFAULT_CORPUS), "--group-by", "grapheme,phoneme,speaker",
+    "--layers", "input,conv1,conv10",
+]  # fmt: skip
 
 
 def env():
@@ -90,41 +95,3 @@ def test_killed_run_resumes_to_the_same_result(one_process, tmp_path):
     assert_trees_close(one_process, resumed)
     np.testing.assert_array_equal(resumed["count"].values, one_process["count"].values)
     assert not partial.exists()
-
-
-def test_checkpoints_stay_a_small_part_of_the_time(monkeypatch, tmp_path):
-    """Every ``checkpoint_every`` utterances, unless the last save took over 5 % of the
-    time since: a save as slow as many utterances is not repeated after each one."""
-    import gradnap
-    from gradnap.profiling import driver
-
-    saves = []
-
-    def fake_save(seconds):
-        def save(path, profiler, done, signature):
-            saves.append(len(done))
-            time.sleep(seconds)
-
-        return save
-
-    model = gradnap.load()
-    kw = {"limit": 6, "progress": False, "checkpoint": tmp_path / "p.partial"}
-    monkeypatch.setattr(driver, "_save_partial", fake_save(0.0))
-    gradnap.profiles(model, DEFAULT_CORPUS, checkpoint_every=1, **kw)
-    assert saves == [1, 2, 3, 4, 5, 6]
-    saves.clear()
-    monkeypatch.setattr(driver, "_save_partial", fake_save(1.0))  # 19 s must pass
-    gradnap.profiles(model, DEFAULT_CORPUS, checkpoint_every=1, **kw)
-    assert saves == [1]
-
-
-def test_feature_workers_change_nothing():
-    """Features extracted in 2 DataLoader worker processes give the same result."""
-    import gradnap
-
-    model = gradnap.load()
-    kw = {"group_by": ["grapheme", "phoneme"], "limit": 4, "progress": False}
-    inline = gradnap.profiles(model, DEFAULT_CORPUS, **kw)
-    workers = gradnap.profiles(model, DEFAULT_CORPUS, workers=2, **kw)
-    assert int(inline["n_events"]) == int(workers["n_events"]) > 0
-    assert_trees_close(inline, workers)

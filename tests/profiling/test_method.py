@@ -5,7 +5,6 @@ import torch
 from torch import nn
 
 from gradnap.profiling import ModelSpec, Profiler, method
-from gradnap.profiling.events import ctc_forced_alignment, frame_labels, span_frames
 
 
 def hand_model():
@@ -24,7 +23,7 @@ def test_profiles_by_hand(path):
     # utt s1: x = [1, 3, 2, 4]: 2*x > 5.5 at t = 1, 3 -> events with crops [1,3,2], [2,4,0]
     # utt s2: x = [5, 1, 0, 6]: events at t = 0, 3 -> crops [0,5,1], [0,6,0]
     spec = ModelSpec.from_sequential(hand_model(), labels=["_", "a"])
-    prof = Profiler(spec, group_by=["speaker"], method=path, crop_width=3)
+    prof = Profiler(spec, group_by=["speaker"], backend=path, crop_width=3)
     assert prof.update(torch.tensor([[1.0, 3, 2, 4]]), speaker="s1") == 2
     assert prof.update(torch.tensor([[5.0, 1, 0, 6]]), speaker="s2") == 2
     tree = prof.result()
@@ -51,42 +50,68 @@ def test_mask_and_responsiveness():
     assert method.responsiveness(p).tolist() == [-5.0, 3.0, 0.0]
 
 
-def test_span_frames_use_the_frame_centre():
-    # output frames every 20 ms: frame t is centred at 20 t ms
-    assert list(span_frames(0.0, 0.05, 0.02, 100)) == [0, 1, 2]
-    assert list(span_frames(0.04, 0.06, 0.02, 100)) == [2]  # a boundary on a centre: later span
-    assert list(span_frames(0.041, 0.059, 0.02, 100)) == []
-    assert list(span_frames(1.9, 5.0, 0.02, 100)) == list(range(95, 100))
-    labels = frame_labels([("sil", 0.0, 0.03), ("AH", 0.03, 0.09)], 0.02, 6)
-    assert labels == ["sil", "sil", "AH", "AH", "AH", None]
+def test_mask_scaled_per_neuron():
+    g = torch.tensor([[[0.0, -2.0], [1.0, 0.5]], [[0.0, 0.0], [0.0, 4.0]]])
+    assert method.mask(g, "neuron").tolist() == [[[0, 1], [1, 0.5]], [[0, 0], [0, 1]]]
+    with pytest.raises(ValueError, match="mask_scale"):
+        method.mask(g, "row")
 
 
-def test_ctc_forced_alignment():
-    lp = torch.full((6, 3), -10.0)
-    for t, k in enumerate([1, 1, 0, 1, 2, 0]):
-        lp[t, k] = 0.0
-    assert ctc_forced_alignment(lp, [1, 1, 2]) == [1, 1, 0, 1, 2, 0]
-    # forced: the target wins where the model disagrees
-    assert ctc_forced_alignment(lp, [2]).count(2) >= 1
-    with pytest.raises(ValueError, match="too few"):
-        ctc_forced_alignment(lp[:2], [1, 1, 1])
+def test_variants_declare_their_sums():
+    gradnap, navai, nap = method.make_variants(navai_align="activation_gradient")
+    assert [s.key for s in gradnap.sums()] == [
+        "activation@activation_gradient",
+        "gradient@activation_gradient",
+    ]
+    assert [s.key for s in navai.sums()] == ["activation@activation_gradient"]
+    assert [s.key for s in nap.sums()] == ["sorted@activation_gradient"]
+    # NAvAI aligned like GradNAP shares GradNAP's activation sum: three sums in all
+    assert len(method.needed_sums((gradnap, navai, nap))) == 3
+    assert method.make_variants("nap,gradnap")[0].name == "nap"
+    with pytest.raises(ValueError, match="unknown variant"):
+        method.make_variants(["gradcam"])
+    with pytest.raises(ValueError, match="each once"):
+        method.make_variants(["nap", "nap"])
 
 
-def test_sort_ascending_matches_torch():
-    from gradnap.profiling.align import sort_ascending_
+def test_saliency_variant_by_hand():
+    """The mask comes from the group mean of |A*G|, not from |mean G|."""
+    (variant,) = method.make_variants(["saliency"])
+    assert [s.key for s in variant.sums()] == [
+        "activation@activation_gradient",
+        "saliency@activation_gradient",
+    ]
+    key_a, key_s = "activation@activation_gradient", "saliency@activation_gradient"
+    group = {
+        key_a: torch.tensor([[[1.0, 2.0], [3.0, 4.0]]]),
+        key_s: torch.tensor([[[0.0, 4.0], [2.0, 1.0]]]),  # one group, 2 neurons x 2 offsets
+    }
+    total = {key_a: torch.tensor([[1.0, 0.0], [1.0, 2.0]]), key_s: torch.zeros(2, 2)}
+    out = variant.profile(group, total)
+    # mask = S / max S = [[0, 1], [.5, .25]]; (A - A_all) = [[0, 2], [2, 2]]
+    assert out["saliency_mask"][1].tolist() == [[[0, 1], [0.5, 0.25]]]
+    assert out["saliency"][1].tolist() == [[[0, 2], [1, 0.5]]]
+    assert out["saliency"][0] == ("group", "neuron", "offset")
+    # per neuron: rows [0, 4] / 4 and [2, 1] / 2
+    (per_neuron,) = method.make_variants(["saliency"], mask_scale="neuron")
+    assert per_neuron.profile(group, total)["saliency"][1].tolist() == [[[0, 2], [2, 1]]]
 
-    x = torch.randn(5, 7, 33)
-    x[0, 0, :5] = 0.0
-    expected = x.sort(dim=-1).values
-    assert torch.equal(sort_ascending_(x.clone()), expected)
-    assert torch.equal(sort_ascending_(x.permute(0, 2, 1).clone().permute(0, 2, 1)), expected)
 
-
-def test_sort_ascending_in_parts_on_threads(monkeypatch):
-    """Large arrays are sorted in row blocks on torch.get_num_threads() threads."""
-    from gradnap.profiling.align import sort_ascending_
-
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
-    x = torch.randn(20000, 2, 9)
-    x[::7, :, :4] = 0.0
-    assert torch.equal(sort_ascending_(x.clone()), x.sort(dim=-1).values)
+@pytest.mark.parametrize("path", ["fast", "reference"])
+def test_saliency_profiles_of_the_hand_model(path):
+    # the events of test_profiles_by_hand; G = 2 at the event's frame, 0 elsewhere, so
+    # |A*G| crops: s1 [0, 2*3, 0], [0, 2*4, 0]; s2 [0, 2*5, 0], [0, 2*6, 0]
+    spec = ModelSpec.from_sequential(hand_model(), labels=["_", "a"])
+    prof = Profiler(
+        spec, group_by=["speaker"], backend=path, crop_width=3, variants=["gradnap", "saliency"]
+    )
+    prof.update(torch.tensor([[1.0, 3, 2, 4]]), speaker="s1")
+    prof.update(torch.tensor([[5.0, 1, 0, 6]]), speaker="s2")
+    tree = prof.result()
+    for layer in ("input", "conv1"):
+        ds = tree[layer].to_dataset()
+        assert ds.attrs["profiles"] == "gradnap,saliency"
+        assert ds["mean_saliency"].values[:, 0].tolist() == [[0, 7, 0], [0, 11, 0]]
+        assert ds["saliency_mask"].values[:, 0].tolist() == [[0, 1, 0]] * 2
+        assert ds["saliency"].values[:, 0].tolist() == [[0, -1, 0], [0, 1, 0]]
+        assert "navai" not in ds and "nap" not in ds

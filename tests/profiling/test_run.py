@@ -56,10 +56,12 @@ def assert_trees_close(a, b, skip=()):
 
 
 def test_batching_and_event_order_do_not_matter(spec):
-    items = utterances()
-    one = run(spec, items, batch_events=1).result()
-    many = run(spec, items, batch_events=1000).result()
-    reversed_order = run(spec, items[::-1], batch_events=7).result()
+    # the input, a strided layer, a wide middle one and the one-frame top: one event per
+    # batch through every layer costs a minute and shows nothing more
+    items, layers = utterances(3), ["input", "conv1", "conv5", "conv10"]
+    one = run(spec, items, batch_events=1, layers=layers).result()
+    many = run(spec, items, batch_events=1000, layers=layers).result()
+    reversed_order = run(spec, items[::-1], batch_events=7, layers=layers).result()
     assert_trees_close(one, many)
     # the halves of the split-half reliability follow the utterance order
     assert_trees_close(one, reversed_order, skip=("split_half_r",))
@@ -85,7 +87,7 @@ def test_result_layout_and_round_trip(spec, tmp_path):
     assert float(tree["conv1"].to_dataset()["offset_ms"][0]) == -37 * 20.0
     groups = set(tree["group"].values)
     assert {"phoneme:AH", "phoneme:T", "speaker:s0", "word:at"} <= groups
-    assert config_of(tree)["method"] == "fast"
+    assert config_of(tree)["backend"] == "fast"
     path = save_profiles(tree, tmp_path / "p.nc")
     back = load_profiles(path)
     assert back.identical(tree)
@@ -110,10 +112,15 @@ def test_neuron_subset_and_wider_crop(spec):
 
 
 def test_errors(spec):
+    x = torch.randn(128, 50)
     with pytest.raises(KeyError, match="unknown layer.*'conv99'"):
-        Profiler(spec, layers=["conv99"])
+        Profiler(spec, layers=["conv99"]).update(x)
     with pytest.raises(ValueError, match="unknown grouping"):
-        Profiler(spec, group_by=["colour"])
+        Profiler(spec, group_by=["colour"]).update(x)
+    with pytest.raises(ValueError, match="unknown variant"):
+        Profiler(spec, variants=["gradcam"]).update(x)
+    with pytest.raises(ValueError, match="mask_scale"):
+        Profiler(spec, mask_scale="row").update(x)
     prof = Profiler(spec, group_by=["phoneme"])
     with pytest.raises(ValueError, match="needs an alignment"):
         prof.update(torch.randn(128, 50))
@@ -161,5 +168,49 @@ def test_reference_classes_replace_the_models_argmax(spec):
 
 
 def test_auto_batch_events_on_the_cpu(spec):
-    assert Profiler(spec, batch_events="auto").batch_events == 128
-    assert Profiler(spec, batch_events=7).batch_events == 7
+    prof = Profiler(spec, batch_events="auto")
+    assert prof.batch_events == "auto" and not hasattr(prof, "batch_events_")  # stored only
+    prof.update(torch.randn(128, 40))
+    assert prof.batch_events_ == 128
+    assert Profiler(spec, batch_events=7).n_events_ == 0
+
+
+def test_navai_alignment_and_mask_scale_are_parameters(spec):
+    items = utterances(2)
+    default = run(spec, items, layers=["input", "conv3"]).result()
+    locked = run(
+        spec, items, layers=["input", "conv3"], navai_align="activation_gradient",
+        mask_scale="neuron",
+    ).result()  # fmt: skip
+    for tree, same in ((default, False), (locked, True)):
+        ds = tree["conv3"].to_dataset()
+        own = ds["mean_activation"] - ds["mean_activation_all"]
+        assert np.allclose(ds["navai"], own, rtol=0, atol=1e-12) == same
+    # the input is aligned on the gradient under both rules
+    ds = default["input"].to_dataset()
+    np.testing.assert_allclose(ds["navai"], ds["mean_activation"] - ds["mean_activation_all"])
+    mask = locked["conv3"].to_dataset()["mask"].values
+    assert np.allclose(mask.max(-1)[mask.max(-1) > 0], 1.0)  # every neuron's row peaks at 1
+    assert not np.allclose(default["conv3"].to_dataset()["mask"].values.max(-1), 1.0)
+    assert config_of(locked)["navai_align"] == "activation_gradient"
+
+
+def test_only_the_sums_of_the_chosen_variants_are_kept(spec):
+    prof = run(spec, utterances(1), layers=["conv2"], variants=["nap"])
+    assert set(prof.halves_[0].sums_["conv2"]) == {"sorted@activation_gradient"}
+    ds = prof.result()["conv2"].to_dataset()
+    assert {"nap", "count", "split_half_r"} == set(ds.data_vars)
+    assert ds.attrs["profiles"] == "nap"
+
+
+def test_sensitivity_of_the_log_probability(spec):
+    items = utterances(1)
+    logit = run(spec, items, layers=["conv2"]).result()
+    log_prob = run(spec, items, layers=["conv2"], sensitivity="log_prob").result()
+    a, b = logit["conv2"].to_dataset(), log_prob["conv2"].to_dataset()
+    np.testing.assert_array_equal(a["count"], b["count"])  # the same events ...
+    assert a["group"].values.tolist() == b["group"].values.tolist()
+    assert not np.allclose(a["mean_gradient"], b["mean_gradient"])  # ... other gradients
+    assert config_of(log_prob)["sensitivity_from"] == "log_prob"
+    with pytest.raises(ValueError, match="sensitivity"):
+        Profiler(spec, sensitivity="prob").update(torch.randn(128, 40))

@@ -15,9 +15,9 @@ def events_at_edges(t_out: int) -> torch.Tensor:
     return torch.tensor([0, 1, t_out // 2, t_out - 2, t_out - 1])
 
 
-def assert_same(spec, x, t, c, other):
+def assert_same(spec, x, t, c, other, reference=S.reference):
     layers = spec.layer_names
-    ref = S.reference(spec, x, t, c, layers)
+    ref = reference(spec, x, t, c, layers)
     got = other(spec, x, t, c, layers)
     for name in layers:
         assert torch.equal(got[name].start, ref[name].start), name
@@ -128,3 +128,25 @@ def test_unsupported_sequential():
         ModelSpec.from_sequential(
             nn.Sequential(nn.Conv1d(2, 2, 3), nn.BatchNorm1d(2)), labels=["_", "a"]
         )
+
+
+@pytest.mark.parametrize("backend", ["fast", "generic"])
+def test_log_prob_sensitivity_equals_the_reference(backend):
+    """``sensitivity="log_prob"``: the gradient of log_softmax(Y)[c, t] (fast: from
+    onehot - softmax at the top), against the per-event autograd reference."""
+    torch.manual_seed(0)
+    spec = ModelSpec.from_wav2letter(Wav2Letter.from_preset("small").eval())
+    x = torch.randn(1, 128, 161)
+    t = events_at_edges(81)
+    c = torch.randint(0, 29, (len(t),))
+    other = getattr(S, backend)
+    assert_same(
+        spec, x, t, c, functools.partial(other, sensitivity="log_prob"),
+        reference=functools.partial(S.reference, sensitivity="log_prob"),
+    )  # fmt: skip
+    # and it is not the logit's gradient
+    logit = S.reference(spec, x, t, c, ["conv10"])["conv10"].values
+    log_prob = S.reference(spec, x, t, c, ["conv10"], sensitivity="log_prob")["conv10"].values
+    assert (logit - log_prob).abs().max() > 1e-3 * logit.abs().max()
+    with pytest.raises(ValueError, match="sensitivity"):
+        S.reference(spec, x, t, c, ["conv10"], sensitivity="prob")

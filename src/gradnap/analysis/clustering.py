@@ -14,6 +14,8 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import pdist
 from sklearn.metrics import silhouette_score
 
+from gradnap.profiling.groupings import group_coords
+
 PERCENTILES = (75, 80, 85, 90, 95)
 NON_SPEECH = ("phoneme:sil", "phoneme:spn", "grapheme:<space>", "grapheme:'")
 
@@ -45,10 +47,10 @@ def cluster_groups(profiles: np.ndarray, percentiles=PERCENTILES) -> dict:
 def groups_of(tree: xr.DataTree, grouping: str, min_count: int = 1, exclude=NON_SPEECH):
     """The groups of one grouping (``"phoneme"`` ...) kept for clustering, and those left
     out with the reason."""
-    counts = dict(zip(map(str, tree["group"].values), tree["count"].values))
+    names, groupings, _ = group_coords(tree)
     kept, left_out = [], {}
-    for g, n in counts.items():
-        if not g.startswith(f"{grouping}:"):
+    for g, of, n in zip(names, groupings, tree["count"].values):
+        if of != grouping:
             continue
         if g in exclude:
             left_out[g] = "not speech"

@@ -17,10 +17,12 @@ import xarray as xr
 from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
-from gradnap.profiling.run import NEEDS_ALIGNMENT, Profiler, as_spec
+from gradnap.profiling.groupings import needs
+from gradnap.profiling.method import make_variants
+from gradnap.profiling.run import Profiler, as_spec
 from gradnap.profiling.spec import ModelSpec
 
-VARIABLES = ("gradnap", "navai")
+DEFAULT_VARIANTS = ("gradnap", "navai")
 
 
 def randomized(spec: ModelSpec, down_to: str, seed: int = 0) -> ModelSpec:
@@ -39,8 +41,8 @@ def randomized(spec: ModelSpec, down_to: str, seed: int = 0) -> ModelSpec:
     return new
 
 
-def _profile(spec, items, layers, group_by, classes=None):
-    prof = Profiler(spec, layers, group_by)
+def _profile(spec, items, layers, group_by, variants, classes=None):
+    prof = Profiler(spec, layers=layers, group_by=group_by, variants=variants)
     for i, (x, speaker, alignment, text) in enumerate(items):
         prof.update(x, speaker, alignment, text, classes=None if classes is None else classes[i])
     return prof.result()
@@ -55,41 +57,47 @@ def cascading_randomization(
     limit: int | None = None,
     seed: int = 0,
     progress: bool = True,
+    variants=DEFAULT_VARIANTS,
 ) -> xr.Dataset:
     """Spearman correlations between trained and randomized profiles.
 
     ``data`` is a corpus folder, :class:`gradnap.Corpus` or list of utterances; ``levels``
     the layers to randomize down to (default every conv layer, top first); ``layers`` the
-    profiled layers. Returns variables ``spearman_gradnap``, ``spearman_abs_gradnap``,
-    ``spearman_navai``, ``spearman_abs_navai`` over (randomized_down_to, layer).
+    profiled layers; ``variants`` the profile variants compared (names or
+    :class:`~gradnap.profiling.method.Variant` objects; default gradnap and navai).
+    Returns variables ``spearman_<variant>`` and ``spearman_abs_<variant>`` over
+    (randomized_down_to, layer).
 
     >>> table = cascading_randomization(gradnap.load(), "corpus/", limit=20)  # doctest: +SKIP
     """
-    from gradnap.profiling.driver import _Features, corpus_utterances
+    from gradnap.profiling.driver import FeatureDataset, corpus_utterances
 
     spec = as_spec(model)
     utterances, root = corpus_utterances(data, limit)
-    need = any(g in NEEDS_ALIGNMENT for g in group_by)
-    dataset = _Features(utterances, range(len(utterances)), spec.feature_config, None, root, need)
+    need = needs(group_by, "alignment")
+    dataset = FeatureDataset(
+        utterances, range(len(utterances)), spec.feature_config, None, root, need
+    )
     items = [dataset[k][1:] for k in range(len(dataset))]  # (x, speaker, alignment, text)
     layers = spec.check_layers(layers)
     with torch.no_grad():
         classes = [spec.model(x[None])[0].argmax(0) for x, *_ in items]
-    trained = _profile(spec, items, layers, group_by)
+    names = [v.name for v in make_variants(variants)]
+    trained = _profile(spec, items, layers, group_by, variants)
     levels = list(levels or [layer.name for layer in reversed(spec.stack.layers)])
     out = {
         f"spearman{a}_{v}": np.full((len(levels), len(layers)), np.nan)
-        for v in VARIABLES
+        for v in names
         for a in ("", "_abs")
     }
     for i, level in enumerate(
         tqdm(levels, desc="sanity check", unit="level", disable=not progress)
     ):
-        rand = _profile(randomized(spec, level, seed), items, layers, group_by, classes)
+        rand = _profile(randomized(spec, level, seed), items, layers, group_by, variants, classes)
         for j, layer in enumerate(layers):
             a, b = trained[layer].to_dataset(), rand[layer].to_dataset()
             b = b.sel(group=a["group"].values)
-            for v in VARIABLES:
+            for v in names:
                 x, y = a[v].values.ravel(), b[v].values.ravel()
                 out[f"spearman_{v}"][i, j] = _spearman(x, y)
                 out[f"spearman_abs_{v}"][i, j] = _spearman(np.abs(x), np.abs(y))

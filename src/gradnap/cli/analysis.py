@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from gradnap.cli.main import _load_model, _read, app, console, fail
+from gradnap.atomic import atomic_write
+from gradnap.cli.common import app, console, fail, load_model, read
 
 
 @app.command()
@@ -26,6 +26,9 @@ def sanity(
     group_by: Annotated[str, typer.Option(help="Comma-separated groupings.")] = "grapheme",
     limit: Annotated[int | None, typer.Option(help="Use only the first N utterances.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random weights.")] = 0,
+    variants: Annotated[
+        str, typer.Option(help="Comma-separated profile variants compared (gradnap, navai, ...).")
+    ] = "gradnap,navai",
 ) -> None:
     """Model-randomization sanity check (Adebayo et al. 2018): Spearman correlation of the
     trained model's profiles with those after randomizing its weights from the top layer
@@ -33,22 +36,28 @@ def sanity(
     from gradnap.analysis.sanity import cascading_randomization
     from gradnap.profiling.spec import ModelSpec
 
-    net = _load_model(model)
+    net = load_model(model)
     if corpus is None:
         from gradnap.models.checkpoint import DEFAULT_CORPUS as corpus
-    data = _read(corpus, False, net.alphabet, net.feature_config)
+    data = read(corpus, False, net.alphabet, net.feature_config)
     spec = ModelSpec.from_wav2letter(net)
     chosen = [n.strip() for n in layers.split(",")] if layers else None
     groups = [g.strip() for g in group_by.split(",") if g.strip()]
     try:
-        table = cascading_randomization(spec, data, chosen, None, groups, limit, seed)
+        table = cascading_randomization(
+            spec,
+            data,
+            layers=chosen,
+            group_by=groups,
+            limit=limit,
+            seed=seed,
+            variants=[v.strip() for v in variants.split(",") if v.strip()],
+        )
     except (KeyError, ValueError) as exc:
         fail(str(exc).strip("'\""))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.part")
-    table.to_netcdf(tmp, engine="h5netcdf")
-    tmp.replace(out)
-    for var in ("spearman_gradnap", "spearman_abs_gradnap", "spearman_navai", "spearman_abs_navai"):
+    with atomic_write(out) as tmp:
+        table.to_netcdf(tmp, engine="h5netcdf")
+    for var in [v for v in table.data_vars if str(v).startswith("spearman_")]:
         frame = table[var].to_pandas()
         frame.columns = [c.replace("conv", "c") for c in frame.columns]
         typer.echo(f"\n{var.replace('_', ' ')}: randomized down to (rows) x profiled layer")
@@ -87,14 +96,15 @@ def report(
     import xarray as xr
 
     from gradnap.profiling import load_profiles
+    from gradnap.profiling.result import config_of
     from gradnap.report import ReportOptions, build_report
 
     try:
         tree = load_profiles(result)
     except (FileNotFoundError, OSError, ValueError) as exc:
         fail(f"{result}: not a readable profile result ({exc})")
-    config = json.loads(tree.attrs.get("config", "{}"))
-    net = _load_model(model, config)
+    config = config_of(tree)
+    net = load_model(model, config)
     table = None
     if sanity_table is not None:
         try:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from gradnap.cli.main import _check_device, _read, app, console, fail
+from gradnap.cli.common import app, check_device, console, fail, read
 
 
 @app.command()
@@ -57,7 +57,7 @@ def dynamics(
     from gradnap.models.checkpoint import CheckpointError
     from gradnap.profiling.trajectory import find_checkpoints, trajectory
 
-    _check_device(device)
+    check_device(device)
     try:
         paths = find_checkpoints(checkpoints)
     except FileNotFoundError as exc:
@@ -67,7 +67,7 @@ def dynamics(
     net = load(paths[0])
     if corpus is None:
         from gradnap.models.checkpoint import DEFAULT_CORPUS as corpus
-    data = _read(corpus, skip_bad, net.alphabet, net.feature_config)
+    data = read(corpus, skip_bad, net.alphabet, net.feature_config)
     groups = [g.strip() for g in group_by.split(",") if g.strip()]
     chosen = [n.strip() for n in layers.split(",")] if layers else None
     try:

@@ -6,20 +6,19 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from gradnap._version import __version__
-
-app = typer.Typer(
-    name="gradnap",
-    help="Gradient-adjusted Neuron Activation Profiles for convolutional speech recognition.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+from gradnap.cli.common import (
+    app,
+    check_device,
+    console,
+    err,
+    fail,
+    load_model,
+    read,
+    train_dev,
 )
-console = Console()
-err = Console(stderr=True, soft_wrap=True)
 
 
 def _version(value: bool) -> None:
@@ -35,12 +34,6 @@ def main(
     ] = False,
 ) -> None:
     """Gradient-adjusted Neuron Activation Profiles for convolutional speech recognition."""
-
-
-def fail(message: str) -> None:
-    """Print an error (no traceback) and exit with status 1."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(1)
 
 
 @app.command("model-info")
@@ -59,7 +52,7 @@ def model_info(
     if registered(model):
         from gradnap.cli.whisper import whisper_info
 
-        return whisper_info(_load_model(model, named_ok=True))
+        return whisper_info(load_model(model, named_ok=True))
     try:
         net = load(model) if model else Wav2Letter.from_preset(preset)
     except (CheckpointError, KeyError) as exc:
@@ -139,7 +132,7 @@ def train(
             f"--preset {preset}: {preset} is a pretrained model gradnap loads, not a preset it "
             f"trains; train trains Wav2Letter presets (paper, mid, small, tiny) with CTC"
         )
-    train_set, dev_set = _train_dev(corpus, dev, skip_bad)
+    train_set, dev_set = train_dev(corpus, dev, skip_bad)
     console.print(
         f"train: {len(train_set)} utterances, {train_set.duration / 3600:.2f} h; "
         f"dev: {len(dev_set)} utterances"
@@ -158,7 +151,7 @@ def train(
         amp=amp,
         keep_checkpoints=keep_checkpoints,
     )
-    _check_device(device)
+    check_device(device)
     try:
         run_train(train_set, dev_set, out, cfg, resume=resume, log=console.print, device=device)
     except (CheckpointError, FileExistsError, KeyError) as exc:
@@ -194,12 +187,12 @@ def evaluate_cmd(
     if registered(model):
         from gradnap.cli.whisper import whisper_eval
 
-        data = _read(corpus, skip_bad)
-        ev = whisper_eval(lambda: _load_model(model, named_ok=True), data, fail)
+        data = read(corpus, skip_bad)
+        ev = whisper_eval(lambda: load_model(model, named_ok=True), data, fail)
         beam_width, by_speaker = 0, True
     else:
-        net = _load_model(model)
-        data = _read(corpus, skip_bad, net.alphabet, net.feature_config)
+        net = load_model(model)
+        data = read(corpus, skip_bad, net.alphabet, net.feature_config)
         ev = evaluate(net, list(data), net.alphabet, net.feature_config, beam_width or None)
     table = Table(
         title=f"{model} on {corpus} ({len(data)} utterances, {data.duration / 60:.1f} min)"
@@ -296,7 +289,7 @@ def align(
     """Force-align a corpus with pocketsphinx (en-us), writing words/phones TextGrids."""
     from gradnap.corpus.align import align_corpus
 
-    data = _read(corpus, skip_bad)
+    data = read(corpus, skip_bad)
     written, failures, oov = align_corpus(data, out)
     if oov:
         console.print(f"{len(oov)} word(s) not in the dictionary, pronounced by the G2P:")
@@ -325,58 +318,9 @@ def export(
             f"--model {model}: a pretrained model gradnap loads by name from its own files; "
             f"export writes Wav2Letter checkpoints only (there is nothing to export)"
         )
-    net = _load_model(model)
+    net = load_model(model)
     save_checkpoint(out, net, net.alphabet, net.feature_config, half=half)
     console.print(f"model: {out} ({out.stat().st_size / 1e6:.1f} MB)")
-
-
-def _load_model(path: Path | None, config: dict | None = None, named_ok: bool = False):
-    """A model file (None: the one a result's ``config`` names, else the bundled model),
-    or a clear error. A model name (whisper-tiny.en) only where ``named_ok``."""
-    from gradnap.models.checkpoint import CheckpointError, load
-    from gradnap.models.registry import registered
-
-    if registered(path) and not named_ok:
-        fail(
-            f"--model {path}: works with model-info and eval for now; profiling it needs "
-            f"token events for encoder-decoder models, which are not implemented yet"
-        )
-    if path is None and config and config.get("model_path"):
-        path = Path(config["model_path"])
-        if not path.is_file():
-            fail(f"the result was made with {path}, which is not there: pass --model")
-    try:
-        return load(path)
-    except (CheckpointError, FileNotFoundError) as exc:
-        fail(str(exc))
-
-
-def _check_device(device: str) -> None:
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            fail(f"--device {device}: no CUDA device is available here")
-
-
-def _read(path, skip_bad, alphabet=None, feature_config=None):
-    from gradnap.data import CorpusError, read_corpus
-
-    try:
-        data = read_corpus(path, alphabet, skip_bad=skip_bad, feature_config=feature_config)
-    except CorpusError as exc:
-        fail(str(exc))
-    for problem in data.skipped:
-        err.print(f"[yellow]skipped:[/] {problem}", highlight=False)
-    return data
-
-
-def _train_dev(corpus: Path, dev: Path | None, skip_bad: bool):
-    if dev is not None:
-        return _read(corpus, skip_bad), _read(dev, skip_bad)
-    if (corpus / "train").is_dir() and (corpus / "dev").is_dir():
-        return _read(corpus / "train", skip_bad), _read(corpus / "dev", skip_bad)
-    return _read(corpus, skip_bad).split(0.1)
 
 
 # the profiling commands live in their own module; importing it registers them

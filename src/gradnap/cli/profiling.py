@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from gradnap.cli.main import _check_device, _load_model, _read, app, console, fail
+from gradnap.cli.common import app, check_device, console, fail, load_model, read
+from gradnap.profiling.groupings import GROUPINGS, group_coords, needs
 
 
 @app.command()
@@ -25,16 +26,29 @@ def profile(
     ] = None,
     group_by: Annotated[
         str,
-        typer.Option(
-            help="Comma-separated groupings: grapheme, phoneme, word, speaker, target, correct."
-        ),
+        typer.Option(help=f"Comma-separated groupings: {', '.join(GROUPINGS)}."),
     ] = "grapheme",
     alignments: Annotated[
         Path | None, typer.Option(help="Folder of TextGrids (default: beside the audio).")
     ] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     limit: Annotated[int | None, typer.Option(help="Profile only the first N utterances.")] = None,
-    method: Annotated[str, typer.Option(help="auto, fast, generic or reference.")] = "auto",
+    backend: Annotated[
+        str, typer.Option(help="Gradient backend: auto, fast, generic or reference.")
+    ] = "auto",
+    variants: Annotated[
+        str,
+        typer.Option(help="Comma-separated profile variants: gradnap, navai, nap, saliency."),
+    ] = "gradnap,navai,nap",
+    mask_scale: Annotated[
+        str, typer.Option(help="Scale the mask over the whole window or per neuron.")
+    ] = "window",
+    navai_align: Annotated[
+        str, typer.Option(help="NAvAI alignment of hidden layers: gradient or activation_gradient.")
+    ] = "gradient",
+    sensitivity: Annotated[
+        str, typer.Option(help="Gradient of the class's logit or of its log_prob.")
+    ] = "logit",
     crop_width: Annotated[
         str, typer.Option(help="support, receptive_field or a number of frames.")
     ] = "support",
@@ -60,81 +74,55 @@ def profile(
     Under torchrun (torchrun --nproc-per-node N -m gradnap profile ...) each process
     profiles its own shard of the corpus; rank 0 writes the result."""
     from gradnap.corpus.textgrid import AlignmentError, find_alignment
-    from gradnap.profiling import profiles, save_profiles
+    from gradnap.profiling import profiles
     from gradnap.profiling.spec import ModelSpec
 
-    net = _load_model(model)
-    spec = ModelSpec.from_wav2letter(net)
+    net = load_model(model)
     groups = [g.strip() for g in group_by.split(",") if g.strip()]
     chosen = [n.strip() for n in layers.split(",")] if layers else None
     width = int(crop_width) if crop_width.isdigit() else crop_width
-    _check_device(device)
+    check_device(device)
     if corpus is None:
         from gradnap.models.checkpoint import DEFAULT_CORPUS as corpus
-    data = _read(corpus, skip_bad, net.alphabet, net.feature_config)
-    partial = out.with_name(out.name + ".partial")
+    data = read(corpus, skip_bad, net.alphabet, net.feature_config)
     try:
-        spec.check_layers(chosen)
-        if any(g in ("phoneme", "word") for g in groups):
+        ModelSpec.from_wav2letter(net).check_layers(chosen)
+        if needs(groups, "alignment"):
             find_alignment(data[0], alignments, data.root)
         tree = profiles(
-            spec,
+            net,
             data,
-            chosen,
-            groups,
-            device,
-            alignments,
-            method,
-            width,
-            limit,
-            batch_events if batch_events == "auto" else int(batch_events),
-            include_blank,
-            checkpoint=partial if checkpoint_every else None,
+            out=out,
+            layers=chosen,
+            group_by=groups,
+            device=device,
+            alignments=alignments,
+            backend=backend,
+            crop_width=width,
+            limit=limit,
+            batch_events=batch_events if batch_events == "auto" else int(batch_events),
+            include_blank=include_blank,
+            variants=variants,
+            mask_scale=mask_scale,
+            navai_align=navai_align,
+            sensitivity=sensitivity,
             checkpoint_every=checkpoint_every,
             resume=resume,
             workers=workers,
         )
     except AlignmentError as exc:
         fail(
-            f"{exc}\n(groupings phoneme and word need TextGrids: pass --alignments DIR, or "
-            "make them with 'gradnap align')"
+            f"{exc}\n(groupings phoneme, word and manner need TextGrids: pass --alignments "
+            "DIR, or make them with 'gradnap align')"
         )
     except (KeyError, ValueError, FileExistsError) as exc:
         fail(str(exc).strip("'\""))
-    from gradnap.profiling import distributed
-
-    rank, world = distributed.rank_and_world()
-    if tree is None:  # not rank 0: rank 0 writes the result
-        _finish(partial, rank, world)
+    if tree is None:  # not rank 0: rank 0 wrote the result
         return
-    import json
-
-    from gradnap.models.checkpoint import DEFAULT_MODEL
-
-    cfg = json.loads(tree.attrs["config"])
-    cfg["model_path"] = str(Path(model or DEFAULT_MODEL).resolve())
-    tree.attrs["config"] = json.dumps(cfg, default=str)
-    save_profiles(tree, out)
-    _finish(partial, rank, world)
-    ev = int(tree["n_events"])
     console.print(
-        f"profiles: {out} ({ev} events, {len(tree['group'])} groups, "
+        f"profiles: {out} ({int(tree['n_events'])} events, {len(tree['group'])} groups, "
         f"layers {', '.join(tree.children)})"
     )
-
-
-def _finish(partial: Path, rank: int, world: int) -> None:
-    """Once the result is written, the partial checkpoints go (each rank its own)."""
-    from gradnap.profiling.driver import partial_path
-
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
-        partial_path(partial, rank, world).unlink(missing_ok=True)
-        dist.destroy_process_group()
-    else:
-        partial.unlink(missing_ok=True)
 
 
 @app.command()
@@ -142,27 +130,28 @@ def summary(
     result: Annotated[Path, typer.Argument(help="Profile result (NetCDF).")],
 ) -> None:
     """Print what a profile result holds: run settings, groups and counts, phone coverage."""
-    import json
 
     from gradnap.profiling import load_profiles
+    from gradnap.profiling.result import config_of
 
     try:
         tree = load_profiles(result)
     except (FileNotFoundError, OSError, ValueError) as exc:
         fail(f"{result}: not a readable profile result ({exc})")
-    cfg = json.loads(tree.attrs.get("config", "{}"))
+    cfg = config_of(tree)
     console.print(
         f"{result}: {int(tree['n_events'])} events from {cfg.get('utterances')} "
-        f"utterances, method {cfg.get('method')}, layers {', '.join(tree.children)}"
+        f"utterances, backend {cfg.get('backend', cfg.get('method'))}, "
+        f"layers {', '.join(tree.children)}"
     )
     table = Table(title="groups")
     for col in ("grouping", "groups", "events", "smallest group"):
         table.add_column(col, justify="right")
-    groups = [str(g) for g in tree["group"].values]
+    groups, groupings, _ = group_coords(tree)
     counts = tree["count"].values
     by = {}
-    for g, n in zip(groups, counts):
-        by.setdefault(g.split(":", 1)[0], []).append((int(n), g))
+    for g, grouping, n in zip(groups, groupings, counts):
+        by.setdefault(grouping, []).append((int(n), g))
     for grouping, items in by.items():
         small = min(items)
         table.add_row(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from gradnap.cli.main import console
+from gradnap.cli.common import console
 
 
 def whisper_info(model) -> None:

@@ -11,7 +11,6 @@ an interrupted one.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -23,6 +22,7 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from gradnap._version import __version__
+from gradnap.atomic import atomic_write, write_text
 from gradnap.corpus import sentences as sentence_sources
 from gradnap.corpus.engines import EngineError, Job, espeak, festival, flite, mbrola, pico, piper
 from gradnap.corpus.phones import PhoneMapError
@@ -117,9 +117,8 @@ def _run_chunk(out_dir: str, voice: Voice, jobs: list[Job]) -> list[dict]:
         except Exception as exc:  # one bad utterance must not stop the corpus
             errors.append({"uid": s.uid, "error": f"TextGrid: {exc}"})
             continue
-        part = folder / f".{s.uid}.flac.part"
-        sf.write(part, s.audio, 16000, format="FLAC")
-        os.replace(part, folder / f"{s.uid}.flac")
+        with atomic_write(folder / f"{s.uid}.flac") as part:
+            sf.write(part, s.audio, 16000, format="FLAC")
         done.append({"uid": s.uid, "text": texts[s.uid].text, "duration": duration})
     return done + errors
 
@@ -200,9 +199,7 @@ def write_manifest(out: Path, the_plan, voices, held_out, seed, sources, errors)
                 seconds[voice.name] += sf.info(str(flac)).duration
         for spk, lines in chapters.items():
             trans = out / split / spk / "1" / f"{spk}-1.trans.txt"
-            part = trans.with_name(f".{trans.name}.part")
-            part.write_text("\n".join(sorted(lines)) + "\n")
-            os.replace(part, trans)
+            write_text(trans, "\n".join(sorted(lines)) + "\n")
         counts[split] = {
             "utterances": sum(len(v) for v in chapters.values()),
             "hours": sum(seconds.values()) / 3600,
@@ -220,7 +217,5 @@ def write_manifest(out: Path, the_plan, voices, held_out, seed, sources, errors)
         "splits": counts,
         "failed": errors,
     }
-    part = out / ".corpus.json.part"
-    part.write_text(json.dumps(manifest, indent=2))
-    os.replace(part, out / "corpus.json")
+    write_text(out / "corpus.json", json.dumps(manifest, indent=2))
     return manifest

@@ -8,12 +8,12 @@ their labels with :func:`gradnap.corpus.phones.map_aligner`.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from praatio import textgrid
 
+from gradnap.atomic import atomic_write
 from gradnap.corpus.phones import SILENCE, PhoneMapError, map_aligner
 
 Interval = tuple[str, float, float]  # (label, start s, end s)
@@ -62,9 +62,8 @@ def write_textgrid(path: str | Path, alignment: Alignment) -> Path:
                 entries.append((s, e, label))
                 last = e
         tg.addTier(textgrid.IntervalTier(name, entries, 0.0, duration))
-    tmp = path.with_name(f".{path.name}.part")
-    tg.save(str(tmp), format="long_textgrid", includeBlankSpaces=True)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        tg.save(str(tmp), format="long_textgrid", includeBlankSpaces=True)
     return path
 
 

@@ -7,14 +7,13 @@ trainer state under ``"train_state"``.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import torch
 
 from gradnap._version import __version__
+from gradnap.atomic import atomic_write
 from gradnap.audio.features import FeatureConfig
 from gradnap.data.alphabet import Alphabet
 from gradnap.models.wav2letter import Wav2Letter, Wav2LetterConfig
@@ -59,22 +58,9 @@ def save_checkpoint(
 
 def atomic_torch_save(obj, path: str | Path) -> Path:
     """``torch.save`` to a temporary file beside ``path``, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_write(path, suffix=".tmp") as tmp:
+        torch.save(obj, tmp)
+    return Path(path)
 
 
 def read_checkpoint(path: str | Path) -> dict:
@@ -144,4 +130,5 @@ def load(path: str | Path | None = None, device: str | torch.device = "cpu") -> 
                 f"{path}: the bundled default model is missing from this installation"
             )
     model = model_from_checkpoint(read_checkpoint(path), path)
+    model.source_path = str(Path(path).resolve())  # provenance, recorded by gradnap.profiles
     return model.to(device).eval()

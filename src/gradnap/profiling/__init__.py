@@ -2,13 +2,43 @@
 
 from gradnap.profiling.accumulate import ProfileAccumulator
 from gradnap.profiling.driver import profiles
+from gradnap.profiling.groupings import (
+    GROUPINGS,
+    Correct,
+    FrameGrouping,
+    Grapheme,
+    Grouping,
+    Manner,
+    Phoneme,
+    Speaker,
+    Target,
+    Word,
+)
+from gradnap.profiling.method import NAP, VARIANTS, GradNAP, NAvAI, Saliency, Sum, Variant
 from gradnap.profiling.result import load_profiles, save_profiles, to_table
 from gradnap.profiling.run import Profiler
 from gradnap.profiling.spec import ModelSpec
 from gradnap.profiling.stack import ConvStack
 
 __all__ = [
+    "GROUPINGS",
+    "NAP",
+    "VARIANTS",
     "ConvStack",
+    "Correct",
+    "FrameGrouping",
+    "GradNAP",
+    "Grapheme",
+    "Grouping",
+    "Manner",
+    "NAvAI",
+    "Phoneme",
+    "Saliency",
+    "Speaker",
+    "Sum",
+    "Target",
+    "Variant",
+    "Word",
     "ModelSpec",
     "ProfileAccumulator",
     "Profiler",

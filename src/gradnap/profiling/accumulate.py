@@ -1,7 +1,10 @@
 """Streaming sums and counts per (layer, group) and over all events (METHOD.md "Profile").
 
 Memory does not grow with the number of utterances: only sums (float64) and counts are
-kept, never the aligned crops. Two accumulators merge by addition.
+kept, never the aligned crops. Which sums are kept is what the variants need
+(:class:`gradnap.profiling.method.Sum`); two accumulators merge by addition
+(:meth:`ProfileAccumulator.merge`, and across processes
+:meth:`ProfileAccumulator.all_reduce`).
 """
 
 from __future__ import annotations
@@ -9,29 +12,55 @@ from __future__ import annotations
 import torch
 
 from gradnap.profiling.align import Crops, sort_ascending_
+from gradnap.profiling.method import DEFAULT_VARIANTS, Sum, make_variants, needed_sums
 from gradnap.profiling.sensitivity import gather_window
 
-VARIABLES = ("activation", "gradient", "navai", "nap")
+PER_EVENT = ("gradient", "saliency")  # summed per batch of events
+PER_WINDOW = ("activation", "sorted")  # windows of the layer's map: summed per utterance
 
 
 class ProfileAccumulator:
     """Sums of aligned crops per group (``"grapheme:a"``, ``"phoneme:AE"``, ...).
 
-    Parameters are only stored by the constructor; the learned state ends in ``_``.
+    Parameters are only stored by the constructor: ``sums`` (the
+    :class:`~gradnap.profiling.method.Sum` objects to keep; default what GradNAP, NAvAI
+    and NAP need) and ``neurons`` (layer -> channel indices to keep). The learned state
+    ends in ``_``.
 
     >>> acc = ProfileAccumulator()
     >>> acc.update({"conv1": crops}, [["grapheme:a", "phoneme:AE"], ...])  # doctest: +SKIP
     >>> acc.merge(other); acc.counts_  # doctest: +SKIP
     """
 
-    def __init__(self, neurons: dict | None = None):
-        self.neurons = neurons or {}  # layer -> channel indices to keep (optional)
+    def __init__(self, sums=None, neurons: dict | None = None):
+        self.sums = sums
+        self.neurons = neurons
+
+    def _needs(self) -> tuple[Sum, ...]:
+        return (
+            tuple(self.sums)
+            if self.sums is not None
+            else needed_sums(make_variants(DEFAULT_VARIANTS))
+        )
+
+    def _keep(self, layer):
+        return (self.neurons or {}).get(layer)
+
+    def _init_state(self) -> None:
+        if "groups_" in self.__dict__:
+            return
         self.groups_: list[str] = []
         self.counts_ = torch.zeros(0, dtype=torch.long)
         self.n_events_ = 0
         self.sums_: dict[str, dict[str, torch.Tensor]] = {}
         self.totals_: dict[str, dict[str, torch.Tensor]] = {}
         self._pending: dict[str, dict] = {}
+
+    def __getattr__(self, name):  # learned state exists (empty) once asked for
+        if name in ("groups_", "counts_", "n_events_", "sums_", "totals_", "_pending"):
+            self._init_state()
+            return self.__dict__[name]
+        raise AttributeError(name)
 
     def _group_index(self, names: list[str]) -> list[int]:
         index = {g: i for i, g in enumerate(self.groups_)}
@@ -45,18 +74,24 @@ class ProfileAccumulator:
             index = {g: i for i, g in enumerate(self.groups_)}
         return [index[n] for n in names]
 
-    def update(self, crops: dict[str, Crops], labels: list[list[str]]) -> ProfileAccumulator:
-        """Add a batch of events: their crops per layer and each event's group names.
+    def update(
+        self, crops: dict[str, Crops], labels: list[list[str]], utterance=None
+    ) -> ProfileAccumulator:
+        """Add a batch of events of one utterance: their crops per layer and each event's
+        group names.
 
-        The per-event gradient crops are summed by one float64 matrix product: a
-        (groups + 1) x events membership matrix (last row all ones, for the all-event
-        total) times the flattened crops. The activation, NAvAI and NAP crops are windows
-        of the layer's activation map: they are summed once per utterance
-        (:meth:`flush`), weighted by how many events of each group start at each distinct
-        frame; the NAP crops are sorted once per distinct window. Everything is summed in
-        float64: the order of events, batches and workers changes nothing beyond float64
-        rounding.
+        The per-event sums (gradient, ``|A*G|``) are taken by one float64 matrix product:
+        a (groups + 1) x events membership matrix (last row all ones, for the all-event
+        total) times the flattened crops. The activation and sorted (NAP) crops are
+        windows of the layer's activation map: they are summed once per utterance, weighted
+        by how many events of each group start at each distinct frame; the sorted crops are
+        sorted once per distinct window. Batches with the same ``utterance`` key wait for
+        each other (until the key changes or :meth:`flush`); ``None`` sums at once.
+        Everything is summed in float64: the order of events, batches and workers changes
+        nothing beyond float64 rounding.
         """
+        self._init_state()
+        needs = self._needs()
         n = len(labels)
         pairs = [(e, g) for e, names in enumerate(labels) for g in names]
         events = torch.tensor([p[0] for p in pairs], dtype=torch.long)
@@ -69,42 +104,48 @@ class ProfileAccumulator:
         membership[inverse, events] = 1.0
         membership[-1] = 1.0
         for layer, c in crops.items():
-            keep = self.neurons.get(layer)
-            x = c.gradient if keep is None else c.gradient[:, keep]
-            if x.shape[0] != n:
-                raise ValueError(f"{layer}: {x.shape[0]} crops for {n} events")
-            part = membership.to(x.device) @ x.reshape(n, -1).to(torch.float64)
-            self._add(layer, "gradient", uniq, part.reshape((len(uniq) + 1,) + tuple(x.shape[1:])))
-            self._pend(layer, c, groups, events, n)
+            keep = self._keep(layer)
+            for s in needs:
+                if s.kind not in PER_EVENT:
+                    continue
+                if s.kind == "gradient":
+                    x = c.gradient[s.align] if keep is None else c.gradient[s.align][:, keep]
+                else:
+                    x = c.saliency(s.align, keep)
+                if x.shape[0] != n:
+                    raise ValueError(f"{layer}: {x.shape[0]} crops for {n} events")
+                part = membership.to(x.device) @ x.reshape(n, -1).to(torch.float64)
+                self._add(layer, s.key, uniq, part.reshape((len(uniq) + 1,) + tuple(x.shape[1:])))
+            self._pend(layer, c, groups, events, n, utterance)
+        if utterance is None:
+            self.flush()
         return self
 
-    def _pend(self, layer, c: Crops, groups, events, n) -> None:
-        """Keep the window starts until the layer's activation map changes (next utterance)
-        or :meth:`flush`: one correlation per utterance, not per batch."""
+    def _pend(self, layer, c: Crops, groups, events, n, utterance) -> None:
+        """Keep the window starts until the utterance changes or :meth:`flush`: one
+        correlation per utterance, not per batch."""
         pending = self._pending.get(layer)
-        if pending is not None and pending["full"] is not c.full:
+        if pending is not None and pending["utterance"] != utterance:
             self._flush_layer(layer)
             pending = None
         if pending is None:
             pending = self._pending[layer] = {
                 "full": c.full,
-                "width": c.gradient.shape[-1],
-                "first": [],
-                "navai_first": [],
+                "width": c.width,
+                "utterance": utterance,
+                "first": {},
                 "groups": [],
                 "events": [],
                 "n": 0,
-                "same": True,
             }
         pending["groups"].append(groups)
         pending["events"].append(events + pending["n"])
-        pending["first"].append(c.first)
-        pending["navai_first"].append(c.navai_first)
-        pending["same"] &= c.navai_first is c.first
+        for rule in dict.fromkeys(s.align for s in self._needs() if s.kind in PER_WINDOW):
+            pending["first"].setdefault(rule, []).append(c.first[rule])
         pending["n"] += n
 
     def flush(self) -> ProfileAccumulator:
-        """Sum the pending activation, NAvAI and NAP windows (done by means, merge, result)."""
+        """Sum the pending activation and sorted windows (done by means, merge, result)."""
         for layer in list(self._pending):
             self._flush_layer(layer)
         return self
@@ -116,17 +157,24 @@ class ProfileAccumulator:
         membership = torch.zeros(len(uniq) + 1, p["n"], dtype=torch.float64)
         membership[inverse, events] = 1.0
         membership[-1] = 1.0
-        keep = self.neurons.get(layer)
+        keep = self._keep(layer)
         full = p["full"] if keep is None else p["full"][keep]
         width = p["width"]
-        starts = _starts(torch.cat(p["first"]), width, full.shape[1], membership)
-        part = _window_sums(full, *starts, width)
-        self._add(layer, "activation", uniq, part)
-        if not p["same"]:
-            navai = _starts(torch.cat(p["navai_first"]), width, full.shape[1], membership)
-            part = _window_sums(full, *navai, width)
-        self._add(layer, "navai", uniq, part)
-        self._add(layer, "nap", uniq, _sorted_window_sums(full, *starts, width))
+        firsts: list[torch.Tensor] = []  # distinct alignments (the rules may coincide)
+        done: dict = {}
+        for s in self._needs():
+            if s.kind not in PER_WINDOW:
+                continue
+            first = torch.cat(p["first"][s.align])
+            i = next((i for i, f in enumerate(firsts) if torch.equal(f, first)), None)
+            if i is None:
+                i, starts = len(firsts), _starts(first, width, full.shape[1], membership)
+                firsts.append(first)
+                done[i] = starts
+            if (i, s.kind) not in done:
+                sums = _window_sums if s.kind == "activation" else _sorted_window_sums
+                done[i, s.kind] = sums(full, *done[i], width)
+            self._add(layer, s.key, uniq, done[i, s.kind])
 
     def _add(self, layer: str, var: str, uniq: torch.Tensor, part: torch.Tensor) -> None:
         sums = self.sums_.setdefault(layer, {})
@@ -167,6 +215,17 @@ class ProfileAccumulator:
                 tot[var] = tot.get(var, 0) + other.totals_[layer][var].to(mine[var].device)
         return self
 
+    def all_reduce(self, device="cpu") -> ProfileAccumulator:
+        """Sum this accumulator over all ranks of the process group, in place: every rank
+        ends with the total (groups matched by name, stored in sorted order)."""
+        from gradnap.profiling.distributed import all_reduce_state
+
+        state = all_reduce_state(self.state_dict(), device)
+        for k in ("groups_", "counts_", "n_events_", "sums_", "totals_"):
+            self.__dict__.pop(k, None)
+        self._load(state)
+        return self
+
     def state_dict(self) -> dict:
         """Everything accumulated so far (CPU tensors), for checkpoints and reduction."""
         self.flush()
@@ -179,30 +238,33 @@ class ProfileAccumulator:
             "totals": {k: {v: t.cpu() for v, t in d.items()} for k, d in self.totals_.items()},
         }
 
+    def _load(self, state: dict) -> None:
+        self._init_state()
+        self.groups_ = list(state["groups"])
+        self.counts_ = state["counts"].clone()
+        self.n_events_ = int(state["n_events"])
+        self.sums_ = {k: {v: t.clone() for v, t in d.items()} for k, d in state["sums"].items()}
+        self.totals_ = {k: {v: t.clone() for v, t in d.items()} for k, d in state["totals"].items()}
+
     @classmethod
-    def from_state_dict(cls, state: dict, neurons: dict | None = None) -> ProfileAccumulator:
-        acc = cls(neurons)
-        acc.groups_ = list(state["groups"])
-        acc.counts_ = state["counts"].clone()
-        acc.n_events_ = int(state["n_events"])
-        acc.sums_ = {k: {v: t.clone() for v, t in d.items()} for k, d in state["sums"].items()}
-        acc.totals_ = {k: {v: t.clone() for v, t in d.items()} for k, d in state["totals"].items()}
+    def from_state_dict(cls, state: dict, sums=None, neurons=None) -> ProfileAccumulator:
+        acc = cls(sums, neurons)
+        acc._load(state)
         return acc
 
-    def means(self, layer: str) -> dict[str, torch.Tensor]:
-        """Per-group means ``(groups, C, W)`` and all-event means ``(C, W)`` of a layer."""
+    def means(self, layer: str) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Per-group means ``(groups, C, W)`` and all-event means ``(C, W)`` of a layer,
+        keyed by :attr:`Sum.key` (sorted sums stay ascending along their last axis)."""
         if self.n_events_ == 0:
             raise ValueError("no events were accumulated")
         self.flush()
         counts = self.counts_.to(torch.float64).clamp_min(1)
-        out = {}
-        for var in VARIABLES:
-            s = self.sums_[layer][var][: len(self.groups_)]
-            out[var] = s / counts.to(s.device)[:, None, None]
-            out[f"{var}_all"] = self.totals_[layer][var] / self.n_events_
-        # NAP crops are summed sorted ascending (align.sort_ascending_): rank 0 is the largest
-        out["nap"], out["nap_all"] = out["nap"].flip(-1), out["nap_all"].flip(-1)
-        return out
+        group, total = {}, {}
+        for var, s in self.sums_[layer].items():
+            s = s[: len(self.groups_)]
+            group[var] = s / counts.to(s.device)[:, None, None]
+            total[var] = self.totals_[layer][var] / self.n_events_
+        return group, total
 
 
 def _starts(first, width, n_frames, membership):

@@ -1,18 +1,20 @@
 """Alignment ("time-locking", METHOD.md Figure 1A) and the aligned crops of one layer.
 
-- GradNAP, layer l: ``tau = argmax_tau sum_c |A_l[c, tau] * G_l[c, tau]|``;
-  input: ``tau = argmax_tau sum_f |G_0[f, tau]|`` (zeros of a z-normalized spectrogram are
-  not silence). Ties go to the earliest frame.
-- NAvAI: aligned on the gradient alone, ``argmax_tau sum_c |G_l|`` **[choice]** for hidden
-  layers (the same as GradNAP's for the input).
-- NAP: the GradNAP-aligned activation crop sorted along time, descending **[choice]** of
-  window; sorting removes time, so its last axis is a rank. Like the activation crops, NAP
-  crops are windows of the layer's map: they are sorted and summed once per utterance, one
-  sort per distinct window (:mod:`gradnap.profiling.accumulate`).
+Two alignment rules (:data:`gradnap.profiling.method.ALIGNMENTS`), each
+``tau = argmax_tau`` of a score over the layer's frames, ties to the earliest frame:
+
+- ``"activation_gradient"``: ``sum_c |A_l[c, tau] * G_l[c, tau]|`` (GradNAP, NAP);
+- ``"gradient"``: ``sum_c |G_l[c, tau]|`` (NAvAI's default **[choice]** for hidden layers).
+
+The input is aligned on ``sum_f |G_0[f, tau]|`` under either rule (zeros of a
+z-normalized spectrogram are not silence). A variant says which rule its sums use
+(:class:`gradnap.profiling.method.Sum`); only the rules some variant needs are computed.
 
 A crop of width ``W`` runs from offset ``-(W // 2)`` to ``W - W // 2 - 1`` around ``tau``,
 zero outside the utterance (and, for gradients, outside the support window, where the
-gradient is exactly zero).
+gradient is exactly zero). Activation crops are not materialized here: they are windows of
+the layer's map, summed once per utterance (:mod:`gradnap.profiling.accumulate`); NAP
+crops are sorted once per distinct window.
 """
 
 from __future__ import annotations
@@ -29,16 +31,34 @@ from gradnap.profiling.sensitivity import Window, gather_window
 
 @dataclass
 class Crops:
-    """Aligned gradient crops of one layer for E events, (E, C, width), and where the
-    activation crops start (they are not materialized here: the activation, NAvAI and NAP
-    sums are taken from windows of ``full`` once per utterance)."""
+    """The aligned crops of one layer for E events of one utterance.
 
-    gradient: torch.Tensor  # G aligned for GradNAP
-    tau: torch.Tensor  # (E,) alignment frame of the layer (GradNAP)
-    first: torch.Tensor  # (E,) first frame of the GradNAP crop (tau - width // 2)
-    navai_first: torch.Tensor  # (E,) first frame of the NAvAI crop
-    full: torch.Tensor  # (C, T_l) the layer's activation (or X): the activation and NAvAI
-    #                     crops are windows of it, summed per utterance (accumulate.py)
+    ``full`` is the layer's (C, T_l) activation (or X); ``first[rule]`` (E,) the first
+    frame of each event's crop under an alignment rule (``tau - width // 2``);
+    ``gradient[rule]`` (E, C, width) the aligned gradient crops, for the rules whose
+    gradient some variant needs."""
+
+    full: torch.Tensor
+    width: int
+    first: dict[str, torch.Tensor]
+    gradient: dict[str, torch.Tensor]
+
+    def tau(self, rule: str = "activation_gradient") -> torch.Tensor:
+        """(E,) alignment frame of each event under ``rule``."""
+        return self.first[rule] + self.width // 2
+
+    def saliency(self, rule: str, keep=None) -> torch.Tensor:
+        """``|A * G|`` of each event's crop under ``rule``, (E, C, width) (the neurons
+        ``keep`` only, when given); zero outside the utterance."""
+        full, g = (
+            (self.full, self.gradient[rule])
+            if keep is None
+            else (
+                self.full[keep],
+                self.gradient[rule][:, keep],
+            )
+        )
+        return gather_window(full, self.first[rule], self.width).abs_().mul_(g.abs())
 
 
 def offsets(width: int) -> torch.Tensor:
@@ -81,17 +101,34 @@ def _gather_own(values: torch.Tensor, rel: torch.Tensor, width: int) -> torch.Te
     return picked * valid[:, None, :].to(values.dtype)
 
 
-def align(full: torch.Tensor, grad: Window, width: int, is_input: bool) -> Crops:
+def align(
+    full: torch.Tensor,
+    grad: Window,
+    width: int,
+    is_input: bool,
+    rules=("activation_gradient", "gradient"),
+    gradients=("activation_gradient",),
+) -> Crops:
     """Align and crop one layer: ``full`` is its (C, T_l) activation (or X), ``grad`` the
-    events' gradient windows."""
+    events' gradient windows. ``rules``: the alignment rules to compute; ``gradients``:
+    those whose gradient crops are wanted."""
     magnitude = grad.values.abs()
-    g_abs = magnitude.sum(1)
-    if is_input:
-        score = g_abs
-    else:  # |A * G| = |A| * |G|, exactly
-        score = gather_window(full.abs(), grad.start, grad.values.shape[-1]).mul_(magnitude).sum(1)
-    tau = grad.start + score.argmax(1)
-    first = tau - width // 2
-    gradient = _gather_own(grad.values, first - grad.start, width)
-    navai_first = first if is_input else grad.start + g_abs.argmax(1) - width // 2
-    return Crops(gradient, tau, first, navai_first, full)
+    done: dict[str, torch.Tensor] = {}  # the input has one rule under both names
+    first, gradient = {}, {}
+    for rule in dict.fromkeys((*rules, *gradients)):
+        same = "gradient" if is_input else rule
+        if same not in done:
+            if same == "gradient":
+                score = magnitude.sum(1)
+            else:  # |A * G| = |A| * |G|, exactly
+                score = gather_window(full.abs(), grad.start, grad.values.shape[-1])
+                score = score.mul_(magnitude).sum(1)
+            done[same] = grad.start + score.argmax(1) - width // 2
+        first[rule] = done[same]
+    crops_of: dict[str, torch.Tensor] = {}
+    for rule in gradients:
+        same = "gradient" if is_input else rule
+        if same not in crops_of:
+            crops_of[same] = _gather_own(grad.values, first[rule] - grad.start, width)
+        gradient[rule] = crops_of[same]
+    return Crops(full, width, first, gradient)

@@ -3,36 +3,16 @@
 Accumulators are sums and counts, so the work splits by utterance and merges by addition:
 each rank profiles its own shard of the corpus and the sums are all-reduced once at the
 end (gloo on CPU, NCCL on CUDA). Groups are matched by name, so ranks may see different
-groups; the result does not depend on the number of processes.
+groups; the result does not depend on the number of processes. Joining and leaving the
+process group: :mod:`gradnap.parallel`.
 """
 
 from __future__ import annotations
 
-import os
-
 import torch
 import torch.distributed as dist
 
-from gradnap.profiling.accumulate import VARIABLES, ProfileAccumulator
-
-
-def init_from_env(device: str = "cpu") -> bool:
-    """Join the process group ``torchrun`` describes (``WORLD_SIZE`` > 1); returns whether
-    this is a distributed run."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return False
-    if not dist.is_initialized():
-        backend = "nccl" if str(device).startswith("cuda") else "gloo"
-        dist.init_process_group(backend)
-        if backend == "nccl":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    return True
-
-
-def rank_and_world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+from gradnap.parallel import init_from_env, rank_and_world  # noqa: F401 (set-up lives there)
 
 
 def shard(durations: list[float], rank: int, world: int) -> list[int]:
@@ -49,9 +29,9 @@ def shard(durations: list[float], rank: int, world: int) -> list[int]:
     return sorted(mine)
 
 
-def all_reduce_accumulator(acc: ProfileAccumulator, device="cpu") -> ProfileAccumulator:
-    """Sum an accumulator over all ranks; every rank gets the total."""
-    state = acc.state_dict()
+def all_reduce_state(state: dict, device="cpu") -> dict:
+    """Sum an accumulator's :meth:`~ProfileAccumulator.state_dict` over all ranks; every
+    rank gets the total, its groups sorted by name."""
     gathered: list = [None] * dist.get_world_size()
     layout = {k: {v: tuple(t.shape[1:]) for v, t in d.items()} for k, d in state["sums"].items()}
     dist.all_gather_object(gathered, (state["groups"], layout))
@@ -68,7 +48,7 @@ def all_reduce_accumulator(acc: ProfileAccumulator, device="cpu") -> ProfileAccu
     sums, totals = {}, {}
     for layer in sorted(shapes):
         sums[layer], totals[layer] = {}, {}
-        for var in VARIABLES:
+        for var in sorted(shapes[layer]):
             shape = shapes[layer][var]
             s = torch.zeros((len(groups),) + shape, dtype=torch.float64)
             t = torch.zeros(shape, dtype=torch.float64)
@@ -83,28 +63,23 @@ def all_reduce_accumulator(acc: ProfileAccumulator, device="cpu") -> ProfileAccu
         y = x.to(device)
         dist.all_reduce(y)
         x.copy_(y.cpu())
-    return ProfileAccumulator.from_state_dict(
-        {
-            "groups": groups,
-            "counts": counts,
-            "n_events": int(n_events),
-            "sums": sums,
-            "totals": totals,
-        },
-        acc.neurons,
-    )
+    return {
+        "groups": groups,
+        "counts": counts,
+        "n_events": int(n_events),
+        "sums": sums,
+        "totals": totals,
+    }
+
+
+def all_gather_objects(obj) -> list:
+    """``obj`` of every rank, in rank order."""
+    gathered: list = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, obj)
+    return gathered
 
 
 def all_reduce_profiler(profiler) -> None:
-    """Replace a :class:`Profiler`'s sums (both halves), coverage and utterance count by
-    their totals over all ranks."""
-    device = profiler.device if dist.get_backend() == "nccl" else "cpu"
-    profiler.halves_ = tuple(all_reduce_accumulator(h, device) for h in profiler.halves_)
-    gathered: list = [None] * dist.get_world_size()
-    dist.all_gather_object(gathered, (dict(profiler.coverage_), profiler.utterances_))
-    profiler.coverage_.clear()
-    for coverage, _ in gathered:
-        for k, (a, b) in coverage.items():
-            profiler.coverage_[k][0] += a
-            profiler.coverage_[k][1] += b
-    profiler.utterances_ = sum(n for _, n in gathered)
+    """Sum a :class:`~gradnap.profiling.run.Profiler` over all ranks
+    (:meth:`Profiler.all_reduce`)."""
+    profiler.all_reduce()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 
@@ -21,15 +20,21 @@ import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
+from gradnap import parallel
+from gradnap.atomic import atomic_write
 from gradnap.audio.features import features
 from gradnap.profiling import distributed
-from gradnap.profiling.run import NEEDS_ALIGNMENT, Profiler, as_spec
+from gradnap.profiling.groupings import needs
+from gradnap.profiling.method import DEFAULT_VARIANTS
+from gradnap.profiling.result import save_profiles
+from gradnap.profiling.run import Profiler, as_spec
 
-PARTIAL_VERSION = 1
+PARTIAL_VERSION = 2  # 2: sums keyed by the variants' Sum.key
 
 
-class _Features(torch.utils.data.Dataset):
-    """Utterance ``i`` -> its features and labels (run in DataLoader worker processes)."""
+class FeatureDataset(torch.utils.data.Dataset):
+    """Utterance ``indices[k]`` -> ``(i, features, speaker, alignment, transcript)`` (run in
+    DataLoader worker processes; the sanity check reads utterances through it too)."""
 
     def __init__(self, utterances, indices, feature_config, alignments, root, need_alignment):
         self.utterances, self.indices = utterances, indices
@@ -69,17 +74,14 @@ def partial_path(checkpoint: Path, rank: int, world: int) -> Path:
 
 
 def _save_partial(path: Path, profiler: Profiler, done: list[int], signature: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(
-        {
-            "version": PARTIAL_VERSION,
-            "signature": signature,
-            "done": list(done),
-            "profiler": profiler.state_dict(),
-        },
-        tmp,
-    )
-    os.replace(tmp, path)
+    state = {
+        "version": PARTIAL_VERSION,
+        "signature": signature,
+        "done": list(done),
+        "profiler": profiler.state_dict(),
+    }
+    with atomic_write(path, suffix=".tmp") as tmp:
+        torch.save(state, tmp)
 
 
 def _load_partial(path: Path, signature: str) -> dict:
@@ -121,7 +123,7 @@ def profiles(
     group_by=("grapheme",),
     device="cpu",
     alignments: str | Path | None = None,
-    method="auto",
+    backend="auto",
     crop_width="support",
     limit: int | None = None,
     batch_events: int | str = "auto",
@@ -132,31 +134,100 @@ def profiles(
     checkpoint_every: int = 25,
     resume: bool = False,
     workers: int = 0,
+    variants=DEFAULT_VARIANTS,
+    mask_scale: str = "window",
+    navai_align: str = "gradient",
+    out: str | Path | None = None,
+    sensitivity: str = "logit",
 ) -> xr.DataTree | None:
-    """GradNAP, NAvAI and NAP profiles of ``model`` over a corpus.
+    """GradNAP, NAvAI and NAP profiles (``variants``) of ``model`` over a corpus.
 
-    ``data`` is a corpus folder, a :class:`gradnap.Corpus` or a list of utterances.
-    Groupings ``phoneme`` and ``word`` read a TextGrid per utterance (beside the audio or
-    under ``alignments``). ``checkpoint`` (a file) receives the partial sums every
-    ``checkpoint_every`` utterances, unless the last save took over 5 % of the time since;
-    ``resume=True`` continues from it. ``workers`` processes extract the features. Under
-    ``torchrun`` (``WORLD_SIZE`` > 1) each rank profiles its shard and the sums are
-    all-reduced; rank 0 returns the result, the other ranks ``None``. Returns the result
-    DataTree (see :func:`gradnap.load_profiles`).
+    ``model`` is a Wav2Letter, a :class:`gradnap.ModelSpec` or a model file (its path and
+    a hash of its weights go into the result's configuration). ``data`` is a corpus folder,
+    a :class:`gradnap.Corpus` or a list of utterances. Groupings that need an alignment
+    (phoneme, word, manner) read a TextGrid per utterance (beside the audio or under
+    ``alignments``). ``backend`` picks the gradient backend (auto, fast, generic,
+    reference); ``variants``, ``mask_scale``, ``navai_align`` and ``sensitivity`` are those of
+    :class:`gradnap.Profiler`. ``workers`` processes extract the features.
 
-    >>> tree = gradnap.profiles(model, "corpus/", group_by=["grapheme"])  # doctest: +SKIP
+    ``out`` (a file): the result is written there atomically; the partial sums go to
+    ``OUT.partial`` every ``checkpoint_every`` utterances (0: never; skipped while saving
+    would take over 5 % of the run's time), ``resume=True`` continues from it, and it is
+    deleted once the result is written. (``checkpoint`` names another partial file, also
+    without ``out``.) Under ``torchrun`` (``WORLD_SIZE`` > 1) each rank profiles its shard
+    and the sums are all-reduced; rank 0 writes and returns the result, the other ranks
+    return ``None``; a process group this call set up is torn down at the end.
+
+    >>> tree = gradnap.profiles(model, "corpus/", out="p.nc")  # doctest: +SKIP
     """
+    path = model if isinstance(model, (str, Path)) else None
+    if path is not None:
+        from gradnap.models.checkpoint import load
+
+        model = load(path)
+    provenance = model_provenance(model, path)
     spec = as_spec(model)
-    is_dist = distributed.init_from_env(device)
-    rank, world = distributed.rank_and_world()
-    profiler = Profiler(
-        spec, layers, group_by, method, crop_width, device, batch_events, include_blank, neurons
-    )
+    if checkpoint is None and out is not None and checkpoint_every:
+        checkpoint = Path(out).with_name(Path(out).name + ".partial")
+    with parallel.process_group(device) as (rank, world):
+        profiler = Profiler(
+            spec,
+            layers=layers,
+            group_by=group_by,
+            backend=backend,
+            crop_width=crop_width,
+            device=device,
+            batch_events=batch_events,
+            include_blank=include_blank,
+            neurons=neurons,
+            variants=variants,
+            mask_scale=mask_scale,
+            navai_align=navai_align,
+            sensitivity=sensitivity,
+        )
+        partial = partial_path(Path(checkpoint), rank, world) if checkpoint else None
+        extra = _run(
+            profiler, data, limit, alignments, partial, checkpoint_every, resume, workers,
+            progress, rank, world,
+        )  # fmt: skip
+        result = profiler.result({**extra, **provenance}) if rank == 0 else None
+        if out is not None and rank == 0:
+            save_profiles(result, out)
+        parallel.barrier()  # the result is written: the partial files go (each rank its own)
+        if partial is not None:
+            partial.unlink(missing_ok=True)
+    return result
+
+
+def model_provenance(model, path: str | Path | None = None) -> dict:
+    """Where a model came from, for the result's configuration: ``model_path`` (``path``,
+    else the file :func:`gradnap.load` read it from, when known) and ``model_sha256`` (of
+    its weights)."""
+    net = getattr(model, "model", model)  # a ModelSpec's model
+    path = path or getattr(net, "source_path", None)
+    digest = hashlib.sha256()
+    for name, tensor in sorted(net.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return {
+        "model_path": str(Path(path).resolve()) if path else None,
+        "model_sha256": digest.hexdigest(),
+    }
+
+
+# the clock of the checkpoint throttling (a test replaces it)
+_clock = time.perf_counter
+
+
+def _run(profiler, data, limit, alignments, partial, checkpoint_every, resume, workers,
+         progress, rank, world) -> dict:  # fmt: skip
+    """Profile this rank's shard (resuming from ``partial``), all-reduce, and return what
+    the configuration records of the corpus."""
+    spec = profiler.spec
     utterances, root = corpus_utterances(data, limit)
     ids = [getattr(u, "id", str(i)) for i, u in enumerate(utterances)]
     mine = distributed.shard([getattr(u, "duration", None) or 1.0 for u in utterances], rank, world)
     signature = _signature(profiler, ids)
-    partial = partial_path(Path(checkpoint), rank, world) if checkpoint else None
     done: list[int] = []
     if partial is not None and resume and partial.exists():
         state = _load_partial(partial, signature)
@@ -166,8 +237,10 @@ def profiles(
         raise FileExistsError(f"{partial}: a partial run exists; pass --resume or remove it")
     finished = set(done)
     todo = [i for i in mine if i not in finished]
-    need_alignment = any(g in NEEDS_ALIGNMENT for g in group_by)
-    dataset = _Features(utterances, todo, spec.feature_config, alignments, root, need_alignment)
+    need_alignment = needs(profiler.group_by, "alignment")
+    dataset = FeatureDataset(
+        utterances, todo, spec.feature_config, alignments, root, need_alignment
+    )
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=None, num_workers=workers, collate_fn=_identity
     )
@@ -178,25 +251,23 @@ def profiles(
         unit="utt",
         disable=not progress or rank != 0,
     )
-    t0, n_events = time.perf_counter(), 0
+    t0, n_events = _clock(), 0
     saved_at, save_cost = t0, 0.0
     for i, x, speaker, alignment, text in bar:
         n_events += profiler.update(x, speaker, alignment, text, index=i)
         done.append(i)
-        now = time.perf_counter()
-        bar.set_postfix(events=n_events, rate=f"{n_events / (now - t0):.0f}/s")
+        now = _clock()
+        bar.set_postfix(events=n_events, rate=f"{n_events / max(now - t0, 1e-9):.0f}/s")
         due = partial is not None and checkpoint_every and len(done) % checkpoint_every == 0
         if due and now - saved_at >= 19 * save_cost:  # saving stays under 5 % of the time
             _save_partial(partial, profiler, done, signature)
-            saved_at = time.perf_counter()
+            saved_at = _clock()
             save_cost = saved_at - now
-    if is_dist:
-        distributed.all_reduce_profiler(profiler)
-    extra = {
+    if world > 1:
+        profiler.all_reduce()
+    return {
         "corpus": str(root) if root else None,
         "utterances_ids_first": ids[:5],
         "audio_seconds": sum(getattr(u, "duration", 0.0) for u in utterances),
         "processes": world,
     }
-    result = profiler.result(extra) if rank == 0 else None
-    return result

@@ -1,25 +1,29 @@
 """Profiles as a labeled ``xarray.DataTree``: one node per layer, saved as NetCDF.
 
-Each layer node holds ``gradnap``, ``mean_activation``, ``mean_gradient``, ``mask`` and
-``navai`` over (group, neuron, offset), ``nap`` over (group, neuron, rank),
-``mean_activation_all`` over (neuron, offset) and ``count`` over (group). The root holds
-the shared ``group`` coordinate (``grapheme:a``, ``phoneme:AE``, ...), the phoneme coverage
-table, and the run's configuration as a JSON string attribute ``config``.
+Each layer node holds the variables of the run's variants
+(:mod:`gradnap.profiling.method`; by default ``gradnap``, ``mean_activation``,
+``mean_gradient``, ``mask`` and ``navai`` over (group, neuron, offset), ``nap`` over
+(group, neuron, rank), ``mean_activation_all`` over (neuron, offset)), ``count`` over
+(group) and ``split_half_r``; its ``profiles`` attribute names the variants' profile
+variables (comma-separated). The root holds the shared ``group`` coordinate (``grapheme:a``,
+``phoneme:AE``, ...), the phoneme coverage table, and the run's configuration as a JSON
+string attribute ``config``.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from gradnap.profiling import method
-from gradnap.profiling.accumulate import VARIABLES, ProfileAccumulator
+from gradnap.atomic import atomic_write
+from gradnap.profiling.accumulate import ProfileAccumulator
 from gradnap.profiling.align import offsets
+from gradnap.profiling.groupings import split_group
+from gradnap.profiling.method import DEFAULT_VARIANTS, Variant, make_variants
 
 
 def build_tree(
@@ -28,18 +32,28 @@ def build_tree(
     config: dict,
     coverage: dict[str, list[int]] | None = None,
     halves: tuple[ProfileAccumulator, ProfileAccumulator] | None = None,
+    variants=DEFAULT_VARIANTS,
 ) -> xr.DataTree:
     """Turn accumulated sums into profiles. ``layer_info[layer]`` gives ``frame_ms`` (ms
     per frame of the layer) and optionally ``frequency`` (Hz per neuron, for the input)
     and ``neurons`` (the kept neuron indices). With ``halves`` (the same sums split by
     utterance into two disjoint halves), each layer also gets ``split_half_r``: per group,
-    the Pearson correlation of the two halves' GradNAPs (NaN where a half lacks the group
-    or a profile is constant)."""
+    the Pearson correlation of the two halves' profiles of the first variant (NaN where a
+    half lacks the group or a profile is constant). ``variants``: names or
+    :class:`~gradnap.profiling.method.Variant` objects."""
+    variants = make_variants(variants)
     # groups in sorted order: the same result whatever order (or process) saw them first
     order = sorted(range(len(acc.groups_)), key=acc.groups_.__getitem__)
     groups = [acc.groups_[i] for i in order]
     counts = acc.counts_.numpy()[order]
-    root = xr.Dataset(coords={"group": groups})
+    pairs = [split_group(g) for g in groups]
+    root = xr.Dataset(
+        coords={
+            "group": groups,
+            "grouping": ("group", [p[0] for p in pairs], {"long_name": "grouping of the group"}),
+            "label": ("group", [p[1] for p in pairs], {"long_name": "label within the grouping"}),
+        }
+    )
     root["count"] = ("group", counts, {"long_name": "events per group"})
     root["n_events"] = ((), acc.n_events_, {"long_name": "events in the run"})
     if coverage:
@@ -51,11 +65,10 @@ def build_tree(
     root.attrs["title"] = "GradNAP profiles (gradnap)"
     children = {}
     for layer, info in layer_info.items():
-        m = {
-            k: v.detach().cpu()[order] if k in VARIABLES else v.detach().cpu()
-            for k, v in acc.means(layer).items()
-        }
-        n_neurons, width = m["activation"].shape[1:]
+        group, total = acc.means(layer)
+        group = {k: v.detach().cpu()[order] for k, v in group.items()}
+        total = {k: v.detach().cpu() for k, v in total.items()}
+        n_neurons, width = next(iter(total.values())).shape
         off = offsets(width).numpy()
         neuron = np.asarray(info.get("neurons", np.arange(n_neurons)))
         coords = {
@@ -70,44 +83,36 @@ def build_tree(
                 np.asarray(info["frequency"])[neuron],
                 {"units": "Hz", "long_name": "mel bin centre frequency"},
             )
-        gnd = ("group", "neuron", "offset")
-        ds = xr.Dataset(
-            {
-                "gradnap": (
-                    gnd,
-                    method.gradnap(m["activation"], m["activation_all"], m["gradient"]).numpy(),
-                ),
-                "mean_activation": (gnd, m["activation"].numpy()),
-                "mean_gradient": (gnd, m["gradient"].numpy()),
-                "mask": (gnd, method.mask(m["gradient"]).numpy()),
-                "navai": (gnd, method.navai(m["navai"], m["navai_all"]).numpy()),
-                "nap": (("group", "neuron", "rank"), method.nap(m["nap"], m["nap_all"]).numpy()),
-                "mean_activation_all": (("neuron", "offset"), m["activation_all"].numpy()),
-                "count": ("group", counts),
-            },
-            coords=coords,
-        )
+        data = {}
+        for v in variants:
+            data.update({k: (dims, x.numpy()) for k, (dims, x) in v.profile(group, total).items()})
+        data["count"] = ("group", counts)
+        ds = xr.Dataset(data, coords=coords)
+        ds = ds.assign_coords(grouping=root["grouping"], label=root["label"])  # not inherited
         if halves is not None:
             ds["split_half_r"] = (
                 "group",
-                _split_half(halves, layer, groups),
-                {"long_name": "split-half correlation of the GradNAP (two halves of the data)"},
+                _split_half(halves, layer, groups, variants[0]),
+                {
+                    "long_name": f"split-half correlation of the {variants[0].name} (two "
+                    "halves of the data)"
+                },
             )
         ds["offset"].attrs.update(units="frames", long_name="frames from the alignment point")
         ds["rank"].attrs["long_name"] = "rank after sorting along time (descending)"
         ds.attrs["frame_ms"] = info["frame_ms"]
+        ds.attrs["profiles"] = ",".join(v.name for v in variants)
         children[layer] = ds
     return xr.DataTree.from_dict({"/": root, **{f"/{k}": v for k, v in children.items()}})
 
 
-def _split_half(halves, layer: str, groups: list[str]) -> np.ndarray:
-    """Per group: Pearson r between the GradNAPs of two disjoint halves of the utterances."""
+def _split_half(halves, layer: str, groups: list[str], variant: Variant) -> np.ndarray:
+    """Per group: Pearson r between the profiles of two disjoint halves of the utterances."""
     profiles = []
     for half in halves:
         if half.n_events_ == 0:
             return np.full(len(groups), np.nan)
-        m = half.means(layer)
-        g = method.gradnap(m["activation"], m["activation_all"], m["gradient"])
+        g = variant.profile(*half.means(layer))[variant.name][1]
         g = g.reshape(g.shape[0], -1).detach().cpu().numpy()
         index = {name: i for i, name in enumerate(half.groups_)}
         counts = half.counts_.numpy()
@@ -122,13 +127,8 @@ def _split_half(halves, layer: str, groups: list[str]) -> np.ndarray:
 def save_profiles(tree: xr.DataTree, path: str | Path) -> Path:
     """Write NetCDF (h5netcdf) under a temporary name, then rename into place."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
-    try:
+    with atomic_write(path) as tmp:
         tree.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -143,7 +143,7 @@ def load_profiles(path: str | Path) -> xr.DataTree:
 
 def config_of(tree: xr.DataTree) -> dict:
     """The run's configuration stored in the result."""
-    return json.loads(tree.attrs["config"])
+    return json.loads(tree.attrs.get("config", "{}"))
 
 
 def to_table(tree: xr.DataTree, layer: str, variable: str = "gradnap") -> pd.DataFrame:

@@ -8,20 +8,21 @@ import torch
 import xarray as xr
 
 from gradnap._version import __version__
-from gradnap.profiling import sensitivity
+from gradnap.profiling import sensitivity as backends
 from gradnap.profiling.accumulate import ProfileAccumulator
 from gradnap.profiling.align import align
-from gradnap.profiling.events import ctc_forced_alignment, frame_labels
+from gradnap.profiling.groupings import EventContext, group_name, make_groupings
+from gradnap.profiling.method import (
+    ALIGNMENTS,
+    DEFAULT_VARIANTS,
+    MASK_SCALES,
+    make_variants,
+    needed_sums,
+)
 from gradnap.profiling.result import build_tree
 from gradnap.profiling.spec import ModelSpec
 
-GROUPINGS = ("grapheme", "phoneme", "word", "speaker", "target", "correct")
-NEEDS_ALIGNMENT = ("phoneme", "word")
-METHODS = ("auto", "fast", "generic", "reference")
-
-
-def _label(symbol: str) -> str:
-    return {" ": "<space>"}.get(symbol, symbol)
+BACKENDS = ("auto", "fast", "generic", "reference")
 
 
 def auto_batch_events(spec: ModelSpec, device: torch.device) -> int:
@@ -41,13 +42,25 @@ def auto_batch_events(spec: ModelSpec, device: torch.device) -> int:
 class Profiler:
     """Streaming GradNAP profiles: ``update`` one utterance at a time, ``merge``, ``result``.
 
-    Parameters (stored only): ``spec`` (:class:`ModelSpec`), ``layers`` (names, default all),
-    ``group_by`` (any of grapheme, phoneme, word, speaker, target, correct), ``method``
-    (auto, fast, generic, reference), ``crop_width`` ("support": W_l, the default
-    **[choice]**; "receptive_field": the network's receptive field in layer frames; an int;
-    or a dict per layer), ``device``, ``batch_events`` (events per batch, or "auto": 128
-    on the CPU, on a GPU as many as half its free memory holds), ``include_blank``, ``neurons``
-    (optional dict layer -> neuron indices to keep).
+    Parameters (stored by the constructor, checked on the first ``update``): ``spec``
+    (:class:`ModelSpec`), ``layers`` (names, default all), ``group_by`` (names from
+    :data:`gradnap.profiling.groupings.GROUPINGS`: grapheme, phoneme, word, speaker, target,
+    correct, manner; or :class:`~gradnap.profiling.groupings.Grouping` objects),
+    ``backend`` (the gradient backend: auto, fast, generic, reference), ``crop_width``
+    ("support": W_l, the default **[choice]**; "receptive_field": the network's receptive
+    field in layer frames; an int; or a dict per layer), ``device``, ``batch_events``
+    (events per batch, or "auto": 128 on the CPU, on a GPU as many as half its free memory
+    holds), ``include_blank``, ``neurons`` (optional dict layer -> neuron indices to keep),
+    ``variants`` (names or
+    :class:`~gradnap.profiling.method.Variant` objects; default gradnap, navai, nap),
+    ``mask_scale`` ("window" or "neuron") and ``navai_align`` ("gradient" or
+    "activation_gradient"), the variants' **[choice]** items, and ``sensitivity`` ("logit":
+    the gradient of the predicted class's logit, the default **[choice]**; "log_prob": of
+    its log probability).
+
+    Learned state (after the first ``update``) ends in ``_``: ``backend_``, ``widths_``,
+    ``variants_``, ``batch_events_``, ``halves_`` (two accumulators, one per half of the
+    utterances, for the split-half reliability), ``coverage_``, ``utterances_``.
     """
 
     def __init__(
@@ -55,41 +68,76 @@ class Profiler:
         spec: ModelSpec,
         layers=None,
         group_by=("grapheme",),
-        method="auto",
+        backend="auto",
         crop_width="support",
         device="cpu",
         batch_events=128,
         include_blank=False,
         neurons=None,
+        variants=DEFAULT_VARIANTS,
+        mask_scale="window",
+        navai_align="gradient",
+        sensitivity="logit",
     ):
         self.spec = spec
-        self.layers = spec.check_layers(layers)
-        unknown = [g for g in group_by if g not in GROUPINGS]
-        if unknown:
-            raise ValueError(f"unknown grouping(s) {unknown}; groupings are {GROUPINGS}")
-        self.group_by = tuple(group_by)
-        if method not in METHODS:
-            raise ValueError(f"unknown method {method!r}; methods are {METHODS}")
-        self.method = method
+        self.layers = layers
+        self.group_by = group_by
+        self.backend = backend
         self.crop_width = crop_width
-        self.device = torch.device(device)
-        self.batch_events = (
-            auto_batch_events(spec, self.device) if batch_events == "auto" else int(batch_events)
-        )
+        self.device = device
+        self.batch_events = batch_events
         self.include_blank = include_blank
-        self.neurons = neurons or {}
-        self.path_ = (
-            ("fast" if spec.stack is not None else "generic") if method == "auto" else method
+        self.neurons = neurons
+        self.variants = variants
+        self.mask_scale = mask_scale
+        self.navai_align = navai_align
+        self.sensitivity = sensitivity
+
+    def _validate(self) -> None:
+        """Check the parameters and set up the learned state (once, on first use)."""
+        if "backend_" in self.__dict__:
+            return
+        spec = self.spec
+        layers = spec.check_layers(self.layers)
+        self.groupings_ = make_groupings(self.group_by)
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown backend {self.backend!r}; backends are {BACKENDS}")
+        backend = (
+            ("fast" if spec.stack is not None else "generic")
+            if self.backend == "auto"
+            else self.backend
         )
-        if self.path_ == "fast" and spec.stack is None:
-            raise ValueError("method 'fast' needs a stack of Conv1d layers (ModelSpec.stack)")
-        self.widths_ = {name: self._width(name) for name in self.layers}
-        # two accumulators, one per half of the utterances (split-half reliability);
-        # the profiles are their sum
-        self.halves_ = (ProfileAccumulator(self.neurons), ProfileAccumulator(self.neurons))
+        if backend == "fast" and spec.stack is None:
+            raise ValueError("backend 'fast' needs a stack of Conv1d layers (ModelSpec.stack)")
+        if self.navai_align not in ALIGNMENTS:
+            raise ValueError(f"navai_align must be one of {ALIGNMENTS}, not {self.navai_align!r}")
+        if self.sensitivity not in backends.SENSITIVITIES:
+            raise ValueError(
+                f"sensitivity must be one of {backends.SENSITIVITIES}, not {self.sensitivity!r}"
+            )
+        if self.mask_scale not in MASK_SCALES:
+            raise ValueError(f"mask_scale must be one of {MASK_SCALES}, not {self.mask_scale!r}")
+        self.variants_ = make_variants(
+            self.variants, mask_scale=self.mask_scale, navai_align=self.navai_align
+        )
+        self.layers_ = layers
+        self.device_ = torch.device(self.device)
+        self.widths_ = {name: self._width(name) for name in layers}
+        self.batch_events_ = (
+            auto_batch_events(spec, self.device_)
+            if self.batch_events == "auto"
+            else int(self.batch_events)
+        )
+        sums = needed_sums(self.variants_)
+        self.rules_ = tuple(dict.fromkeys(s.align for s in sums))
+        self.gradient_rules_ = tuple(
+            dict.fromkeys(s.align for s in sums if s.kind in ("gradient", "saliency"))
+        )
+        self.halves_ = tuple(ProfileAccumulator(sums, self.neurons) for _ in range(2))
         self.coverage_: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         self.utterances_ = 0
-        self.spec.model.to(self.device).eval()
+        spec.model.to(self.device_).eval()
+        self.backend_ = backend
 
     def _width(self, layer: str) -> int:
         w = (
@@ -112,12 +160,15 @@ class Profiler:
     @property
     def n_events_(self) -> int:
         """Events profiled so far (both halves)."""
+        self._validate()
         return sum(h.n_events_ for h in self.halves_)
 
     @property
     def acc_(self) -> ProfileAccumulator:
         """Both halves' sums together (a new accumulator)."""
-        return ProfileAccumulator(self.neurons).merge(self.halves_[0]).merge(self.halves_[1])
+        self._validate()
+        acc = ProfileAccumulator(self.halves_[0].sums, self.neurons)
+        return acc.merge(self.halves_[0]).merge(self.halves_[1])
 
     def update(
         self,
@@ -138,11 +189,12 @@ class Profiler:
         the split-half reliability: even and odd go to different halves) defaults to the
         number of utterances seen so far.
         """
+        self._validate()
         spec = self.spec
-        x = x.to(self.device, torch.float32)
+        x = x.to(self.device_, torch.float32)
         x = x[None] if x.dim() == 2 else x
         with torch.no_grad():
-            if self.path_ == "fast":
+            if self.backend_ == "fast":
                 record = spec.stack.forward_record(x)
                 full = dict(zip(spec.layer_names, record[0]))
             else:
@@ -156,65 +208,72 @@ class Profiler:
             pred = torch.as_tensor(classes, dtype=torch.long, device=pred.device)
             if pred.shape != (n_out,):
                 raise ValueError(f"classes: {tuple(pred.shape)} for {n_out} output frames")
-        per_frame = self._frame_groups(pred, logits, n_out, speaker, alignment, transcript)
+        ctx = EventContext(
+            pred,
+            logits,
+            list(spec.labels),
+            spec.blank,
+            spec.hop_seconds * spec.output_stride if spec.geometry else None,
+            speaker,
+            alignment,
+            transcript,
+        )
+        for grouping in self.groupings_:
+            grouping.check(ctx)
         keep = torch.ones_like(pred, dtype=torch.bool) if self.include_blank else pred != spec.blank
         if frames is not None:
             only = torch.zeros_like(keep)
             only[torch.as_tensor(frames, dtype=torch.long, device=keep.device)] = True
             keep &= only
         events = torch.nonzero(keep).flatten()
-        if alignment is not None and "phoneme" in self.group_by:
+        if alignment is not None and any(g.coverage for g in self.groupings_):
             self._count_coverage(alignment, set(events.tolist()), n_out)
         compute = {
-            "fast": sensitivity.fast,
-            "generic": sensitivity.generic,
-            "reference": sensitivity.reference,
-        }[self.path_]
+            "fast": backends.fast,
+            "generic": backends.generic,
+            "reference": backends.reference,
+        }[self.backend_]
         acc = self.halves_[(self.utterances_ if index is None else index) % 2]
-        for chunk in torch.split(events, self.batch_events) if len(events) else ():
+        for chunk in torch.split(events, self.batch_events_) if len(events) else ():
             c = pred[chunk]
-            kwargs = {"record": record} if self.path_ == "fast" else {}
-            windows = compute(spec, x, chunk, c, self.layers, **kwargs)
+            kwargs = {"record": record} if self.backend_ == "fast" else {}
+            if self.sensitivity != "logit":  # backends of the plain signature need not know
+                kwargs["sensitivity"] = self.sensitivity
+            windows = compute(spec, x, chunk, c, self.layers_, **kwargs)
             crops = {
-                name: align(full[name], windows[name], self.widths_[name], name == "input")
-                for name in self.layers
+                name: align(
+                    full[name],
+                    windows[name],
+                    self.widths_[name],
+                    name == "input",
+                    self.rules_,
+                    self.gradient_rules_,
+                )
+                for name in self.layers_
             }
-            acc.update(crops, [per_frame[t] for t in chunk.tolist()])
+            acc.update(crops, self._labels(ctx, chunk, crops), utterance=self.utterances_)
         acc.flush()  # this utterance's activation-window sums
         self.utterances_ += 1
         return len(events)
 
-    def _frame_groups(self, pred, logits, n_out, speaker, alignment, transcript):
+    def _labels(self, ctx: EventContext, frames: torch.Tensor, crops) -> list[list[str]]:
+        """Each event's group names, one per grouping that labels it."""
+        if any("alignment_point" in g.needs for g in self.groupings_):
+            ctx.points = {
+                name: c.tau().to(torch.float64) * self._frame_seconds(name)
+                for name, c in crops.items()
+            }
+        frames = frames.tolist()
+        columns = [(g.name, g.labels(ctx, frames)) for g in self.groupings_]
+        return [
+            [group_name(name, col[e]) for name, col in columns if col[e] is not None]
+            for e in range(len(frames))
+        ]
+
+    def _frame_seconds(self, layer: str) -> float:
+        """Seconds per frame of a layer."""
         spec = self.spec
-        frame_s = spec.hop_seconds * spec.output_stride if spec.geometry else None
-        columns = []
-        if "grapheme" in self.group_by:
-            columns.append([f"grapheme:{_label(spec.labels[k])}" for k in pred.tolist()])
-        for grouping, tier in (("phoneme", "phones"), ("word", "words")):
-            if grouping in self.group_by:
-                if alignment is None:
-                    raise ValueError(f"grouping {grouping!r} needs an alignment (TextGrid)")
-                labels = frame_labels(getattr(alignment, tier), frame_s, n_out)
-                columns.append([f"{grouping}:{lab}" if lab else None for lab in labels])
-        if "speaker" in self.group_by:
-            if speaker is None:
-                raise ValueError("grouping 'speaker' needs the utterance's speaker")
-            columns.append([f"speaker:{speaker}"] * n_out)
-        if "target" in self.group_by or "correct" in self.group_by:
-            if transcript is None:
-                raise ValueError("groupings 'target' and 'correct' need the transcript")
-            index = {s: i for i, s in enumerate(spec.labels)}
-            ids = [index[ch] for ch in transcript]
-            path = ctc_forced_alignment(
-                torch.log_softmax(logits.T.float(), dim=-1), ids, spec.blank
-            )
-            if "target" in self.group_by:
-                columns.append([f"target:{_label(spec.labels[k])}" for k in path])
-            if "correct" in self.group_by:
-                columns.append(
-                    [f"correct:{'yes' if p == k else 'no'}" for p, k in zip(pred.tolist(), path)]
-                )
-        return [[col[t] for col in columns if col[t] is not None] for t in range(n_out)]
+        return spec.hop_seconds * (spec.geometry.stride(layer) if spec.geometry else 1)
 
     def _count_coverage(self, alignment, event_frames: set[int], n_out: int) -> None:
         from gradnap.profiling.events import span_frames
@@ -225,6 +284,9 @@ class Profiler:
             self.coverage_[label][0 if hit else 1] += 1
 
     def merge(self, other: Profiler) -> Profiler:
+        """Add another profiler's sums (same settings) into this one."""
+        self._validate()
+        other._validate()
         for mine, theirs in zip(self.halves_, other.halves_):
             mine.merge(theirs)
         for k, (a, b) in other.coverage_.items():
@@ -233,8 +295,30 @@ class Profiler:
         self.utterances_ += other.utterances_
         return self
 
+    def all_reduce(self) -> Profiler:
+        """Sum the sums (both halves), coverage and utterance count over all ranks of the
+        process group, in place (each accumulator through
+        :meth:`ProfileAccumulator.all_reduce`)."""
+        import torch.distributed as dist
+
+        from gradnap.profiling.distributed import all_gather_objects
+
+        self._validate()
+        device = self.device_ if dist.get_backend() == "nccl" else "cpu"
+        for half in self.halves_:
+            half.all_reduce(device)
+        gathered = all_gather_objects((dict(self.coverage_), self.utterances_))
+        self.coverage_.clear()
+        for coverage, _ in gathered:
+            for k, (a, b) in coverage.items():
+                self.coverage_[k][0] += a
+                self.coverage_[k][1] += b
+        self.utterances_ = sum(n for _, n in gathered)
+        return self
+
     def state_dict(self) -> dict:
         """The sums so far (both halves), coverage and utterance count (for checkpoints)."""
+        self._validate()
         return {
             "halves": [h.state_dict() for h in self.halves_],
             "coverage": dict(self.coverage_),
@@ -242,8 +326,10 @@ class Profiler:
         }
 
     def load_state_dict(self, state: dict) -> Profiler:
+        self._validate()
+        sums = self.halves_[0].sums
         self.halves_ = tuple(
-            ProfileAccumulator.from_state_dict(h, self.neurons) for h in state["halves"]
+            ProfileAccumulator.from_state_dict(h, sums, self.neurons) for h in state["halves"]
         )
         self.coverage_.clear()
         for k, v in state["coverage"].items():
@@ -252,19 +338,26 @@ class Profiler:
         return self
 
     def config(self) -> dict:
+        """The run's settings (stored in the result as JSON)."""
+        self._validate()
         return {
             "gradnap_version": __version__,
             "torch_version": torch.__version__,
             "model": self.spec.description,
-            "layers": self.layers,
-            "group_by": self.group_by,
-            "method": self.path_,
+            "layers": self.layers_,
+            "group_by": [g.name for g in self.groupings_],
+            "groupings": {g.name: repr(g) for g in self.groupings_},
+            "backend": self.backend_,
             "crop_width": self.widths_,
             "include_blank": self.include_blank,
-            "alignment": "GradNAP: argmax sum_c |A*G| (input: sum_f |G|);"
-            " NAvAI: argmax sum_c |G|; NAP: GradNAP crop sorted descending",
-            "mask": "|mean_G| / max over the whole window",
-            "sensitivity_from": "logit",
+            "variants": {
+                v.name: {"class": type(v).__name__, **v.describe()} for v in self.variants_
+            },
+            "alignment": "activation_gradient: argmax sum_c |A*G|; gradient: argmax sum_c |G|"
+            " (input: sum_f |G| under both)",
+            "mask_scale": self.mask_scale,
+            "navai_align": self.navai_align,
+            "sensitivity_from": self.sensitivity,
             "blank_events": self.include_blank,
             "utterances": self.utterances_,
             "events": self.n_events_,
@@ -273,12 +366,12 @@ class Profiler:
 
     def result(self, extra_config: dict | None = None) -> xr.DataTree:
         """The profiles so far, as a DataTree (see :mod:`gradnap.profiling.result`)."""
+        self._validate()
         spec = self.spec
         info = {}
-        for name in self.layers:
-            stride = spec.geometry.stride(name) if spec.geometry else 1
-            info[name] = {"frame_ms": 1000 * spec.hop_seconds * stride}
-            if name in self.neurons:
+        for name in self.layers_:
+            info[name] = {"frame_ms": 1000 * self._frame_seconds(name)}
+            if name in (self.neurons or {}):
                 info[name]["neurons"] = list(self.neurons[name])
             if name == "input" and spec.feature_config is not None:
                 info[name]["frequency"] = spec.feature_config.mel_frequencies()
@@ -288,6 +381,7 @@ class Profiler:
             {**self.config(), **(extra_config or {})},
             dict(self.coverage_),
             halves=self.halves_,
+            variants=self.variants_,
         )
 
 

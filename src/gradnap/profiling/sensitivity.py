@@ -64,13 +64,32 @@ def _forward(spec: ModelSpec, x: torch.Tensor, layers: list[str]):
     return logits, [x if n == "input" else acts[n] for n in layers]
 
 
+SENSITIVITIES = ("logit", "log_prob")
+
+
+def _output(logits: torch.Tensor, sensitivity: str) -> torch.Tensor:
+    """What the sensitivity is taken of: the logits (the default **[choice]**) or the log
+    probabilities ``log_softmax`` over the classes (dim 1 of (1, K, T))."""
+    if sensitivity == "logit":
+        return logits
+    if sensitivity == "log_prob":
+        return torch.log_softmax(logits, dim=1)
+    raise ValueError(f"sensitivity must be one of {SENSITIVITIES}, not {sensitivity!r}")
+
+
 def reference(
-    spec: ModelSpec, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor, layers: list[str]
+    spec: ModelSpec,
+    x: torch.Tensor,
+    t: torch.Tensor,
+    c: torch.Tensor,
+    layers: list[str],
+    sensitivity: str = "logit",
 ) -> dict[str, Window]:
     """One autograd backward per event (the oracle)."""
     x = x.detach().clone().requires_grad_(True)
     with torch.enable_grad():
         logits, tensors = _forward(spec, x, layers)
+        logits = _output(logits, sensitivity)
         full = {n: [] for n in layers}
         for tt, cc in zip(t.tolist(), c.tolist()):
             grads = torch.autograd.grad(
@@ -82,12 +101,18 @@ def reference(
 
 
 def generic(
-    spec: ModelSpec, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor, layers: list[str]
+    spec: ModelSpec,
+    x: torch.Tensor,
+    t: torch.Tensor,
+    c: torch.Tensor,
+    layers: list[str],
+    sensitivity: str = "logit",
 ) -> dict[str, Window]:
     """Batched autograd for any model: one vector-Jacobian product per event, vectorized."""
     x = x.detach().clone().requires_grad_(True)
     with torch.enable_grad():
         logits, tensors = _forward(spec, x, layers)
+        logits = _output(logits, sensitivity)
         onehots = torch.zeros((len(t),) + tuple(logits.shape), device=x.device, dtype=logits.dtype)
         onehots[torch.arange(len(t)), 0, c, t] = 1
         grads = torch.autograd.grad(
@@ -186,9 +211,12 @@ def fast(
     layers: list[str],
     record=None,
     fft: bool | None = None,
+    sensitivity: str = "logit",
 ) -> dict[str, Window]:
     """Exact gradients down the receptive-field cones, batched over events.
 
+    ``sensitivity="log_prob"`` starts from ``d log_softmax(Y)[c] / dY = onehot(c) -
+    softmax(Y)`` at the event's frame instead of the one-hot of the logit.
     ``record`` is ``spec.stack.forward_record(x)`` when the caller already has it. ``fft``:
     transposed convolutions as spectral products in every layer (True), in none (False),
     or where they save work (None, :func:`use_fft`).
@@ -204,6 +232,9 @@ def fast(
     # top: the one-hot of the predicted class at frame t, width 1
     g = torch.zeros(len(t), acts[-1].shape[0], 1, device=x.device, dtype=acts[-1].dtype)
     g[torch.arange(len(t)), c, 0] = 1
+    if sensitivity != "logit":
+        _output(acts[-1][None, :, :1], sensitivity)  # checks the name
+        g[:, :, 0] -= torch.softmax(acts[-1][:, t].T.to(g.dtype), dim=-1)
     start = t.clone()
     if stack.layers[-1].name in wanted:
         out[stack.layers[-1].name] = Window(g.clone(), start.clone())

@@ -35,8 +35,9 @@ from tqdm.auto import tqdm
 from gradnap.models.checkpoint import atomic_torch_save
 from gradnap.profiling import distributed
 from gradnap.profiling.driver import corpus_utterances
+from gradnap.profiling.groupings import needs
 from gradnap.profiling.result import save_profiles
-from gradnap.profiling.run import NEEDS_ALIGNMENT, Profiler, as_spec
+from gradnap.profiling.run import Profiler, as_spec
 
 EVENTS = ("own", "final")
 
@@ -101,7 +102,7 @@ def trajectory(
     alignments: str | Path | None = None,
     limit: int | None = None,
     device: str = "cpu",
-    method: str = "auto",
+    backend: str = "auto",
     crop_width="support",
     batch_events: int | str = "auto",
     include_blank: bool = False,
@@ -139,7 +140,7 @@ def trajectory(
         "group_by": list(group_by),
         "events": events,
         "alignments": str(alignments) if alignments else None,
-        "method": method,
+        "backend": backend,
         "crop_width": crop_width,
         "include_blank": include_blank,
         "utterances": ids,
@@ -154,14 +155,15 @@ def trajectory(
         if stamp.exists() and stamp.read_text() != signature.hexdigest():
             raise ValueError(f"{work}: was made with other settings; remove it")
         stamp.write_text(signature.hexdigest())
-    need_alignment = any(g in NEEDS_ALIGNMENT for g in group_by)
+    need_alignment = needs(group_by, "alignment")
     final = None
     if events == "final":
         final = as_spec(load(paths[-1], device))
+
     def make_profiler(path):
         spec = as_spec(load(path, device))
         return Profiler(
-            spec, layers, group_by, method, crop_width, device, batch_events, include_blank
+            spec, layers, group_by, backend, crop_width, device, batch_events, include_blank
         )
 
     step_files = []

@@ -10,8 +10,6 @@ Nothing is loaded from the network. Pages are rendered with Jinja2.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,10 +23,13 @@ from tqdm.auto import tqdm
 from gradnap.analysis.clustering import groups_of, representation_power
 from gradnap.analysis.featurevis import sonify, visualize_group
 from gradnap.analysis.responsiveness import top_neurons
+from gradnap.atomic import atomic_write, write_text
+from gradnap.profiling.groupings import group_coords
 from gradnap.report import heatmaps
 from gradnap.report.drawing import TREE, Drawer, LayerRef
 
 PAPER_PHONEMES = ("AA", "AE", "IY", "T")
+VARIANT_LABELS = {"gradnap": "GradNAP", "navai": "NAvAI", "saliency": "saliency-adjusted"}
 
 
 @dataclass
@@ -72,9 +73,7 @@ def slug(text: str) -> str:
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, text)
 
 
 def build_report(
@@ -94,6 +93,7 @@ def build_report(
     ``sanity`` is the table of :func:`gradnap.analysis.cascading_randomization`; ``stats``
     (:class:`gradnap.FeatureStats`) sets the loudness of the optimal inputs' audio.
     """
+    from gradnap.profiling.result import config_of
     from gradnap.profiling.run import as_spec
 
     opt = options or ReportOptions()
@@ -103,11 +103,13 @@ def build_report(
         tree = trajectory.isel(step=-1)
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
-    config = json.loads(tree.attrs.get("config", "{}"))
+    config = config_of(tree)
     layers = list(tree.children)
-    all_groups = [str(g) for g in tree["group"].values]
+    all_groups, grouping_of, label_of = group_coords(tree)
+    grouping_of = dict(zip(all_groups, grouping_of))
+    label_of = dict(zip(all_groups, label_of))
     counts = {g: int(n) for g, n in zip(all_groups, tree["count"].values)}
-    groups, omitted = _shown_groups(all_groups, counts, opt.max_groups)
+    groups, omitted = _shown_groups(all_groups, grouping_of, counts, opt.max_groups)
     chosen = opt.groups or [
         g
         for g in [f"phoneme:{p}" for p in PAPER_PHONEMES]
@@ -138,6 +140,8 @@ def build_report(
             sanity,
             drawer,
             bar,
+            grouping_of,
+            label_of,
         )
     finally:
         drawer.close()
@@ -163,17 +167,19 @@ def _write_pages(
     sanity,
     drawer,
     bar,
+    grouping_of,
+    label_of,
 ):
     fig_dir = out / "figures"
     # representation power (Figure 4) and its table
-    groupings = [g for g in ("grapheme", "phoneme") if any(x.startswith(f"{g}:") for x in groups)]
+    groupings = [g for g in ("grapheme", "phoneme") if any(grouping_of[x] == g for x in groups)]
     power = representation_power(tree, groupings, min_count=opt.min_count) if groupings else None
     figs = {}
     if power is not None:
         drawer.figure("silhouette_plot", power, out_dir=fig_dir, stem="silhouette_per_layer")
         table = fig_dir / "representation_power.nc"
-        power.to_netcdf(table.with_name(f".{table.name}.part"), engine="h5netcdf")
-        os.replace(table.with_name(f".{table.name}.part"), table)
+        with atomic_write(table) as tmp:
+            power.to_netcdf(tmp, engine="h5netcdf")
         _write_text(
             fig_dir / "representation_power.csv",
             power[["mean_silhouette", "n_defined"]].to_dataframe().to_csv(),
@@ -185,7 +191,7 @@ def _write_pages(
     if "input" in layers:
         paper = [f"phoneme:{p}" for p in PAPER_PHONEMES if f"phoneme:{p}" in counts]
         if paper:
-            stem = "input_profiles_" + "_".join(p.split(":")[1] for p in paper)
+            stem = "input_profiles_" + "_".join(label_of[p] for p in paper)
             drawer.figure("input_profiles", LayerRef("input"), paper, out_dir=fig_dir, stem=stem)
             figs["paper_input"] = f"figures/{stem}.png"
     bar.update()
@@ -258,12 +264,12 @@ def _write_dynamics(trajectory, out, opt):
     _write_text(out / "dynamics.html", html)
 
 
-def _shown_groups(groups, counts, max_groups):
+def _shown_groups(groups, grouping_of, counts, max_groups):
     """Per grouping, the ``max_groups`` groups with the most events (in their order), and
     the names of the others."""
     by = {}
     for g in groups:
-        by.setdefault(g.split(":", 1)[0], []).append(g)
+        by.setdefault(grouping_of[g], []).append(g)
     keep = set()
     for members in by.values():
         keep |= set(sorted(members, key=lambda g: -counts[g])[:max_groups])
@@ -345,7 +351,8 @@ def _layer_page(
         if n == 0:
             page["groups"].append(entry)
             continue
-        for var, label in (("gradnap", "GradNAP"), ("navai", "NAvAI")):
+        for var in _aligned_profiles(ds):
+            label = VARIANT_LABELS.get(var, var)
             name = f"{var}_{slug(g)}.png"
             values = ds[var].sel(group=g).values
             finite = values[np.isfinite(values)]
@@ -374,9 +381,8 @@ def _layer_page(
                 drawer.figure("optimal_input_figure", x, out_dir=fig_dir, stem=stem)
                 if spec.feature_config is not None:
                     wav = sonify(x.values, spec.feature_config, stats)
-                    tmp = fig_dir / f".{stem}.part.wav"
-                    sf.write(tmp, wav, spec.feature_config.sample_rate, format="WAV")
-                    os.replace(tmp, fig_dir / f"{stem}.wav")
+                    with atomic_write(fig_dir / f"{stem}.wav") as tmp:
+                        sf.write(tmp, wav, spec.feature_config.sample_rate, format="WAV")
                     entry["audio"] = f"figures/{stem}.wav"
                 entry["featvis"] = f"figures/{stem}.png"
                 hist = x.attrs["history"]
@@ -386,6 +392,12 @@ def _layer_page(
         page["groups"].append(entry)
     drawer.heatmaps(layer, to_draw, page["layout"])
     return page
+
+
+def _aligned_profiles(ds) -> list[str]:
+    """The layer's profile variables over time offsets (NAP's ranks are not drawn)."""
+    names = str(ds.attrs.get("profiles", "gradnap,navai")).split(",")
+    return [v for v in names if v in ds and "offset" in ds[v].dims]
 
 
 def _fmt(v) -> str:
@@ -414,9 +426,7 @@ def _sanity_rows(sanity):
     if sanity is None:
         return None
     tables = []
-    for var in ("spearman_gradnap", "spearman_abs_gradnap", "spearman_navai", "spearman_abs_navai"):
-        if var not in sanity:
-            continue
+    for var in [v for v in sanity.data_vars if str(v).startswith("spearman_")]:
         da = sanity[var]
         tables.append(
             {

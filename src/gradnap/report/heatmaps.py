@@ -13,12 +13,13 @@ shows the value of largest magnitude among ``bin`` adjacent neurons), and the pa
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import matplotlib
 import numpy as np
 from PIL import Image
+
+from gradnap.atomic import atomic_write
 
 CMAP = "RdBu_r"  # diverging, centred on zero (as the matplotlib figures)
 MAX_ROWS = 400  # more neurons than this: binned
@@ -131,11 +132,9 @@ def heatmap_rgb(values: np.ndarray, lay: dict) -> tuple[np.ndarray, float]:
 
 def write_png(rgb: np.ndarray, path: str | Path) -> Path:
     """Write an RGB array as PNG (temporary name, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.part.png")
-    Image.fromarray(np.ascontiguousarray(rgb)).save(tmp, format="PNG", compress_level=3)
-    os.replace(tmp, path)
-    return path
+    with atomic_write(path, suffix=".png") as tmp:
+        Image.fromarray(np.ascontiguousarray(rgb)).save(tmp, format="PNG", compress_level=3)
+    return Path(path)
 
 
 def write_heatmap(values: np.ndarray, lay: dict, path: str | Path) -> float:

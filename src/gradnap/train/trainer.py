@@ -79,10 +79,11 @@ def train(
     DistributedDataParallel and every batch is split across the ranks; rank 0 writes the
     checkpoints and evaluates. Returns the model.
     """
-    from gradnap.profiling import distributed
+    from gradnap import parallel
 
-    is_dist = distributed.init_from_env(device)
-    rank, world = distributed.rank_and_world()
+    parallel.init_from_env(device)
+    rank, world = parallel.rank_and_world()
+    is_dist = world > 1
     if is_dist and str(device).startswith("cuda"):
         device = f"cuda:{torch.cuda.current_device()}"
     if rank != 0:

@@ -5,7 +5,6 @@ dendrogram (Figure 4), and optimal inputs. Functions return a matplotlib ``Figur
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -18,6 +17,8 @@ from scipy.cluster import hierarchy  # noqa: E402
 
 from gradnap.analysis.clustering import cluster_groups, groups_of  # noqa: E402
 from gradnap.analysis.responsiveness import top_neurons  # noqa: E402
+from gradnap.atomic import atomic_write  # noqa: E402
+from gradnap.profiling.groupings import group_coords  # noqa: E402
 
 CMAP = "RdBu_r"  # diverging, centred on zero
 HZ_TICKS = (100, 250, 500, 1000, 2000, 4000, 8000)
@@ -32,9 +33,8 @@ def save_figure(fig, out_dir: str | Path, stem: str, formats=("png", "svg")) -> 
     paths = []
     for fmt in formats:
         path = out_dir / f"{stem}.{fmt}"
-        tmp = out_dir / f".{stem}.part.{fmt}"
-        fig.savefig(tmp, format=fmt, dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
+        with atomic_write(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=110, bbox_inches="tight")
         paths.append(path)
     plt.close(fig)
     return paths
@@ -161,10 +161,12 @@ def dendrogram(
         raise ValueError(f"{layer}: fewer than 3 {grouping} groups with >= {min_count} events")
     prof = tree[layer].to_dataset()[variable].sel(group=kept)
     res = cluster_groups(prof.values.reshape(len(kept), -1), [percentile])
+    names, _, labels = group_coords(tree)
+    label_of = dict(zip(names, labels))
     fig, ax = plt.subplots(figsize=(max(6, 0.18 * len(kept)), 3.4), constrained_layout=True)
     hierarchy.dendrogram(
         res["linkage"],
-        labels=[g.split(":", 1)[1] for g in kept],
+        labels=[label_of[g] for g in kept],
         ax=ax,
         color_threshold=res["threshold"][0],
         leaf_font_size=7,
@@ -199,7 +201,6 @@ def heatmap_png(values: np.ndarray, path: str | Path) -> Path:
     """A bare neurons x offsets image (no axes), fast enough for every layer and group."""
     path = Path(path)
     vmax = float(np.abs(values).max()) or 1.0
-    tmp = path.with_name(f".{path.stem}.part.png")
-    plt.imsave(tmp, np.asarray(values)[::-1], cmap=CMAP, vmin=-vmax, vmax=vmax, format="png")
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        plt.imsave(tmp, np.asarray(values)[::-1], cmap=CMAP, vmin=-vmax, vmax=vmax, format="png")
     return path
