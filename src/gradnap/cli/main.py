@@ -131,6 +131,10 @@ def train(
         bool, typer.Option(help="Mixed precision (bfloat16 on CPU, float16 on CUDA).")
     ] = False,
     n_threads: Annotated[int, typer.Option("--threads", help=THREADS_HELP)] = DEFAULT_THREADS,
+    keep_checkpoints: Annotated[
+        int,
+        typer.Option(help="Keep N models along the way (log-spaced steps) in OUT.steps/."),
+    ] = 0,
 ) -> None:
     """Train a Wav2Letter with CTC on a corpus; checkpoints are written atomically.
 
@@ -165,6 +169,7 @@ def train(
         spec_augment=spec_augment,
         lr_schedule=lr_schedule,
         amp=amp,
+        keep_checkpoints=keep_checkpoints,
     )
     check_device(device)
     try:
@@ -352,6 +357,7 @@ def export(
 
 # the profiling commands live in their own module; importing it registers them
 from gradnap.cli import analysis as _analysis  # noqa: E402, F401
+from gradnap.cli import dynamics as _dynamics  # noqa: E402, F401
 from gradnap.cli import profiling as _profiling  # noqa: E402, F401
 
 if __name__ == "__main__":

@@ -20,7 +20,11 @@ def profile(
         Path | None, typer.Option(help="Corpus folder (default: the bundled evaluation corpus).")
     ] = None,
     model: Annotated[
-        Path | None, typer.Option(help="Model file (default: the bundled model).")
+        Path | None,
+        typer.Option(
+            help="Model file, or a saved Hugging Face *ForCTC model directory (default: the "
+            "bundled model)."
+        ),
     ] = None,
     layers: Annotated[
         str | None, typer.Option(help="Comma-separated layers (default: all).")
@@ -71,6 +75,10 @@ def profile(
     workers: Annotated[int, typer.Option(help="Feature-extraction worker processes.")] = 0,
     force: Annotated[bool, typer.Option(help="Replace an existing result at OUT.")] = False,
     n_threads: Annotated[int, typer.Option("--threads", help=THREADS_HELP)] = DEFAULT_THREADS,
+    max_memory: Annotated[
+        float,
+        typer.Option(help="GB for per-event gradients on the generic path (events per batch)."),
+    ] = 2.0,
 ) -> None:
     """Compute GradNAP, NAvAI and NAP profiles of a model over a corpus.
 
@@ -91,16 +99,25 @@ def profile(
     except (ValueError, OutputError) as exc:
         fail(str(exc))
     threads(n_threads)
-    net = load_model(model)
+    if model is not None and model.is_dir():  # a saved Hugging Face model (safetensors only)
+        try:
+            net = spec = ModelSpec.from_huggingface(model)
+        except (ImportError, ValueError) as exc:
+            fail(str(exc))
+        alphabet = feature_config = None
+    else:
+        net = load_model(model)
+        spec = ModelSpec.from_wav2letter(net)
+        alphabet, feature_config = net.alphabet, net.feature_config
     check_device(device)
     if corpus is None:
         from gradnap.models.checkpoint import DEFAULT_CORPUS as corpus
     data = read(
-        corpus, skip_bad, net.alphabet, net.feature_config, group_by=groups,
+        corpus, skip_bad, alphabet, feature_config, group_by=groups,
         alignments=alignments, limit=limit,
     )  # fmt: skip
     try:
-        ModelSpec.from_wav2letter(net).check_layers(chosen)
+        spec.check_layers(chosen)
         if needs(groups, "alignment"):
             find_alignment(data[0], alignments, data.root)
         tree = profiles(
@@ -123,6 +140,7 @@ def profile(
             checkpoint_every=checkpoint_every,
             resume=resume,
             workers=workers,
+            max_memory=max_memory * 1e9,
         )
     except AlignmentError as exc:
         fail(

@@ -114,15 +114,17 @@ def read_checked(
     return Corpus(root, utterances, problems)
 
 
-def utterance_features(utt: Utterance, config: FeatureConfig | None = None):
-    """The features ``(n_mels, T)`` of a corpus utterance; ValueError naming its file if
-    the audio is bad or the features are not finite."""
+def utterance_features(utt: Utterance, config=None):
+    """The features ``(F, T)`` of a corpus utterance; ValueError naming its file if
+    the audio is bad or the features are not finite. ``config`` is a
+    :class:`FeatureConfig` (log-mel) or any callable front end ``(wav, sr) -> (F, T)``."""
     import torch
 
     from gradnap.audio.features import features
 
     try:
-        x = features(*utt.load(), config)
+        wav, sr = utt.load()
+        x = config(wav, sr) if callable(config) else features(wav, sr, config)
     except ValueError as exc:  # AudioError names the file already
         raise exc if isinstance(exc, AudioError) else ValueError(f"{utt.audio}: {exc}") from None
     if not bool(torch.isfinite(x).all()):

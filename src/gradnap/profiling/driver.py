@@ -141,6 +141,7 @@ def profiles(
     navai_align: str = "gradient",
     out: str | Path | None = None,
     sensitivity: str = "logit",
+    max_memory: float = 2e9,
 ) -> xr.DataTree | None:
     """GradNAP, NAvAI and NAP profiles (``variants``) of ``model`` over a corpus.
 
@@ -187,6 +188,7 @@ def profiles(
             mask_scale=mask_scale,
             navai_align=navai_align,
             sensitivity=sensitivity,
+            max_memory=max_memory,
         )
         partial = partial_path(Path(checkpoint), rank, world) if checkpoint else None
         extra = _run(
@@ -246,9 +248,7 @@ def _run(profiler, data, limit, alignments, partial, checkpoint_every, resume, w
     finished = set(done)
     todo = [i for i in mine if i not in finished]
     need_alignment = needs(profiler.group_by, "alignment")
-    dataset = FeatureDataset(
-        utterances, todo, spec.feature_config, alignments, root, need_alignment
-    )
+    dataset = FeatureDataset(utterances, todo, spec.front_end, alignments, root, need_alignment)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=None, num_workers=workers, collate_fn=_identity
     )

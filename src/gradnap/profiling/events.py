@@ -1,7 +1,8 @@
 """Events (METHOD.md "Objects"): output frames and their group labels.
 
 An event is an output frame whose predicted class is not the CTC blank (blank frames
-optional). Output frame ``t`` is centred at ``t * output_stride * hop`` seconds; a time
+optional). Output frame ``t`` is at the centre of its receptive field,
+``offset + t * frame_seconds`` (:mod:`gradnap.profiling.timing`); a time
 span ``[start, end)`` holds the frames whose centre lies in it (a boundary exactly on a
 centre goes to the later span).
 """
@@ -14,19 +15,24 @@ import numpy as np
 import torch
 
 
-def span_frames(start: float, end: float, frame_seconds: float, n_frames: int) -> range:
-    """Output frames whose centre ``t * frame_seconds`` lies in ``[start, end)``."""
+def span_frames(
+    start: float, end: float, frame_seconds: float, n_frames: int, offset: float = 0.0
+) -> range:
+    """Output frames whose centre ``offset + t * frame_seconds`` lies in ``[start, end)``
+    (``offset``: the time of frame 0, :mod:`gradnap.profiling.timing`)."""
     eps = 1e-9
-    first = max(0, math.ceil(start / frame_seconds - eps))
-    stop = min(n_frames, math.ceil(end / frame_seconds - eps))
+    first = max(0, math.ceil((start - offset) / frame_seconds - eps))
+    stop = min(n_frames, math.ceil((end - offset) / frame_seconds - eps))
     return range(first, max(first, stop))
 
 
-def frame_labels(spans, frame_seconds: float, n_frames: int) -> list[str | None]:
+def frame_labels(
+    spans, frame_seconds: float, n_frames: int, offset: float = 0.0
+) -> list[str | None]:
     """Per output frame, the label of the span holding it (``None`` where none does)."""
     out: list[str | None] = [None] * n_frames
     for label, start, end in spans:
-        for t in span_frames(start, end, frame_seconds, n_frames):
+        for t in span_frames(start, end, frame_seconds, n_frames, offset):
             out[t] = label
     return out
 

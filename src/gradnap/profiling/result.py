@@ -77,6 +77,8 @@ def build_tree(
             "rank": np.arange(width),
             "offset_ms": ("offset", off * info["frame_ms"], {"units": "ms"}),
         }
+        for cname, (values, attrs) in info.get("neuron_coords", {}).items():
+            coords[cname] = ("neuron", np.asarray(values)[neuron], attrs)
         if "frequency" in info:
             coords["frequency"] = (
                 "neuron",

@@ -44,6 +44,7 @@ class TrainConfig:
     spec_augment: bool = False
     lr_schedule: str = "constant"  # or "cosine": decays to 0 over all epochs
     amp: bool = False  # mixed precision: bfloat16 autocast on CPU, float16 + scaling on CUDA
+    keep_checkpoints: int = 0  # models kept at steps spaced in log(step) (gradnap.train.keep)
 
 
 @dataclass
@@ -145,6 +146,7 @@ def train(
     max_frames = int(cfg.batch_seconds / fcfg.hop_seconds)
     ctc = torch.nn.CTCLoss(blank=alphabet.blank, zero_infinity=True)
     model.train()
+    keep = _Keeper(cfg, out, lengths, max_frames, alphabet, fcfg, dev_set, rank, progress)
     while state.epoch < cfg.epochs:
         plan = length_batches(lengths, max_frames, cfg.seed, state.epoch, cfg.max_batch)
         bar = tqdm(
@@ -192,6 +194,7 @@ def train(
                 loss=f"{loss.item():.3f}", audio=f"{audio_s / (time.perf_counter() - t0):.0f}s/s"
             )
             bar.update()
+            keep.maybe(model, state, len(plan))
             if cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0:
                 checkpoint()
         bar.close()
@@ -201,21 +204,19 @@ def train(
             "train_loss": state.loss_sum / max(state.loss_count, 1),
         }
         if dev_set is not None and len(dev_set) and rank == 0:
-            copy = Wav2Letter(model.config)
-            copy.load_state_dict({k: v.cpu() for k, v in model.state_dict().items()})
-            ev = evaluate(copy, list(dev_set), alphabet, fcfg, beam_width=None, progress=progress)
-            record["dev_cer"] = ev.scores()["greedy"]["cer"]
+            record["dev_cer"] = _dev_cer(model, dev_set, alphabet, fcfg, progress)
         state.history.append(record)
         log(json.dumps(record))
         state.epoch += 1
         state.batch, state.loss_sum, state.loss_count = 0, 0.0, 0
         checkpoint()
+    keep.finish(model, state)
     if is_dist:
         torch.distributed.barrier()
     return model.cpu().eval()
 
 
-RESUMABLE = ("epochs", "max_steps", "checkpoint_every")  # may change when resuming
+RESUMABLE = ("epochs", "max_steps", "checkpoint_every", "keep_checkpoints")  # may change on resume
 
 
 def resumed_config(
@@ -238,6 +239,52 @@ def resumed_config(
             "only --epochs, --max-steps and --checkpoint-every can (or train into a new --out)"
         )
     return TrainConfig(**{**defaults, **stored, **{k: asked[k] for k in RESUMABLE}})
+
+
+def _dev_cer(model, dev_set, alphabet, fcfg, progress) -> float:
+    copy = Wav2Letter(model.config)
+    copy.load_state_dict({k: v.cpu() for k, v in model.state_dict().items()})
+    ev = evaluate(copy, list(dev_set), alphabet, fcfg, beam_width=None, progress=progress)
+    return ev.scores()["greedy"]["cer"]
+
+
+class _Keeper:
+    """Keeps ``cfg.keep_checkpoints`` models at steps spaced in log(step) over the planned
+    run (``max_steps``, else the epochs' batches), each with its dev CER."""
+
+    def __init__(self, cfg, out, lengths, max_frames, alphabet, fcfg, dev_set, rank, progress):
+        from gradnap.train.keep import kept_steps
+
+        total = cfg.epochs * len(length_batches(lengths, max_frames, cfg.seed, 0, cfg.max_batch))
+        if cfg.max_steps is not None:
+            total = min(total, cfg.max_steps)
+        self.steps = set(kept_steps(total, cfg.keep_checkpoints)) if rank == 0 else set()
+        self.out, self.alphabet, self.fcfg = out, alphabet, fcfg
+        self.dev_set, self.progress = dev_set, progress
+
+    def maybe(self, model, state, batches: int) -> None:
+        from gradnap.train.keep import save_kept
+
+        if state.step not in self.steps:
+            return
+        cer = float("nan")
+        if self.dev_set is not None and len(self.dev_set):
+            cer = _dev_cer(model, self.dev_set, self.alphabet, self.fcfg, False)
+        epoch = state.epoch + state.batch / max(batches, 1)
+        save_kept(self.out, model, self.alphabet, self.fcfg, state.step, epoch, cer)
+
+    def finish(self, model, state) -> None:
+        """The last step is always kept (epochs can differ by a batch from the plan); the
+        latest other kept model makes way for it when all N are there."""
+        from gradnap.train.keep import keep_dir, keep_path
+
+        if not self.steps or keep_path(self.out, state.step).exists():
+            return
+        kept = sorted(keep_dir(self.out).glob("step-*.pt"))
+        if len(kept) >= len(self.steps):
+            kept[-1].unlink()
+        self.steps.add(state.step)
+        self.maybe(model, state, 1)
 
 
 def _learning_rate(cfg: TrainConfig, step: int, total_steps: int) -> float:
