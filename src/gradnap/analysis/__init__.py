@@ -2,6 +2,7 @@
 "Representation power") and the model-randomization sanity check."""
 
 from gradnap.analysis.clustering import PERCENTILES, cluster_groups, representation_power
+from gradnap.analysis.dynamics import settling, silhouette_over_training
 from gradnap.analysis.featurevis import (
     Objective,
     l1,
@@ -25,6 +26,8 @@ __all__ = [
     "optimal_input",
     "representation_power",
     "responsiveness",
+    "settling",
+    "silhouette_over_training",
     "sonify",
     "top_neurons",
     "visualize_group",

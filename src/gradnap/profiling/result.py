@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from gradnap.atomic import atomic_write
+from gradnap.outputs import write_netcdf
 from gradnap.profiling.accumulate import ProfileAccumulator
 from gradnap.profiling.align import offsets
 from gradnap.profiling.groupings import split_group
@@ -77,6 +77,8 @@ def build_tree(
             "rank": np.arange(width),
             "offset_ms": ("offset", off * info["frame_ms"], {"units": "ms"}),
         }
+        for cname, (values, attrs) in info.get("neuron_coords", {}).items():
+            coords[cname] = ("neuron", np.asarray(values)[neuron], attrs)
         if "frequency" in info:
             coords["frequency"] = (
                 "neuron",
@@ -125,11 +127,11 @@ def _split_half(halves, layer: str, groups: list[str], variant: Variant) -> np.n
 
 
 def save_profiles(tree: xr.DataTree, path: str | Path) -> Path:
-    """Write NetCDF (h5netcdf) under a temporary name, then rename into place."""
+    """Write NetCDF (h5netcdf) whole or not at all (:func:`gradnap.outputs.write_netcdf`;
+    a failed write is one :class:`gradnap.outputs.OutputError`)."""
     path = Path(path)
-    with atomic_write(path) as tmp:
-        tree.to_netcdf(tmp, engine="h5netcdf")
-    return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_netcdf(tree, path)
 
 
 def load_profiles(path: str | Path) -> xr.DataTree:
