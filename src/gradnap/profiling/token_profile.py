@@ -100,6 +100,16 @@ def token_labels(
     ]
 
 
+def check_token_options(backend="auto", crop_width="support", include_blank=False) -> None:
+    """Refuse the CTC path's options that token events have no use for."""
+    if backend != "auto":
+        raise ValueError("--backend: token models (Whisper) have one gradient path; leave it auto")
+    if crop_width != "support":
+        raise ValueError("--crop-width: token models (Whisper) crop 500 ms windows")
+    if include_blank:
+        raise ValueError("--include-blank: token models (Whisper) have no blank events")
+
+
 def check_token_groupings(groupings, speaker=None, alignment=None, transcript=None) -> None:
     """Refuse groupings of CTC output frames, and time groupings whose data is missing."""
     bad = [g.name for g in groupings if not g.on_tokens]
@@ -321,6 +331,7 @@ class TokenProfiler:
                 "class": type(self.model).__name__,
             },
             "event_kind": "token",
+            "backend": "tokens",
             "layers": self.layers_,
             "group_by": [g.name for g in self.groupings_],
             "groupings": {g.name: repr(g) for g in self.groupings_},
