@@ -100,9 +100,7 @@ def test_token_profile_has_every_variant_and_the_result_format():
 @pytest.mark.parametrize("grouping", ["grapheme", "target", "correct"])
 def test_token_profile_refuses_groupings_of_ctc_frames(grouping):
     with pytest.raises(ValueError, match="CTC output frames"):
-        profiler(tiny_model(), group_by=("token", grouping)).update(
-            features(1), n_frames=N_FRAMES
-        )
+        profiler(tiny_model(), group_by=("token", grouping)).update(features(1), n_frames=N_FRAMES)
 
 
 def test_phoneme_needs_an_alignment_and_ctc_models_refuse_token():

@@ -85,9 +85,9 @@ def profile(
     Under torchrun (torchrun --nproc-per-node N -m gradnap profile ...) each process
     profiles its own shard of the corpus; rank 0 writes the result."""
     from gradnap.corpus.textgrid import AlignmentError, find_alignment
+    from gradnap.models.registry import registered
     from gradnap.options import check_profile_options
     from gradnap.outputs import OutputError, check_output
-    from gradnap.models.registry import registered
     from gradnap.profiling import profiles
     from gradnap.profiling.spec import ModelSpec
 

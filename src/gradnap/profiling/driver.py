@@ -23,10 +23,10 @@ from tqdm.auto import tqdm
 
 from gradnap import parallel
 from gradnap.data.validate import check_limit, utterance_features
+from gradnap.models.registry import registered
 from gradnap.options import check_profile_options
 from gradnap.outputs import write_bytes
 from gradnap.profiling import distributed
-from gradnap.models.registry import registered
 from gradnap.profiling.groupings import needs
 from gradnap.profiling.method import DEFAULT_VARIANTS
 from gradnap.profiling.result import save_profiles

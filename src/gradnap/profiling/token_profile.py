@@ -200,7 +200,9 @@ class TokenProfiler:
         if unknown:
             raise ValueError(f"unknown layer(s) {unknown}; the layers are {names}")
         if self.sensitivity not in SENSITIVITIES:
-            raise ValueError(f"sensitivity must be one of {SENSITIVITIES}, not {self.sensitivity!r}")
+            raise ValueError(
+                f"sensitivity must be one of {SENSITIVITIES}, not {self.sensitivity!r}"
+            )
         if self.navai_align not in ALIGNMENTS:
             raise ValueError(f"navai_align must be one of {ALIGNMENTS}, not {self.navai_align!r}")
         if self.mask_scale not in MASK_SCALES:
@@ -220,7 +222,9 @@ class TokenProfiler:
         self.prompt_ = tuple(W.PROMPT if self.prompt is None else self.prompt)
         self.eot_ = W.EOT if self.eot is None else self.eot
         self.special_ = W.EOT if self.special is None else self.special
-        self.max_new_tokens_ = W.MAX_NEW_TOKENS if self.max_new_tokens is None else self.max_new_tokens
+        self.max_new_tokens_ = (
+            W.MAX_NEW_TOKENS if self.max_new_tokens is None else self.max_new_tokens
+        )
         self.tokenizer_ = self.tokenizer if self.tokenizer is not None else self.model.tokenizer
         self.device_ = torch.device(self.device)
         self.halves_ = tuple(ProfileAccumulator(sums, self.neurons) for _ in range(2))
