@@ -109,7 +109,9 @@ def test_train_and_export_refuse_whisper(tmp_path):
     r = CliRunner().invoke(app, ["export", "--model", "whisper-tiny.en", "--out", "x.pt"])
     assert r.exit_code == 1 and "export writes Wav2Letter checkpoints only" in r.output
     r = CliRunner().invoke(app, ["profile", "--model", "whisper-tiny.en", "--out", "x.nc"])
-    assert r.exit_code == 1 and "not implemented yet" in r.output
+    assert r.exit_code == 1 and "grapheme label CTC output frames" in r.output  # its default
+    r = CliRunner().invoke(app, ["sanity", "--model", "whisper-tiny.en", "--out", "x.nc"])
+    assert r.exit_code == 1 and "works with model-info, eval and profile" in r.output
 
 
 # --- the real weights on real speech ------------------------------------------------------

@@ -34,8 +34,8 @@ def load_model(path: Path | None, config: dict | None = None, named_ok: bool = F
 
     if registered(path) and not named_ok:
         fail(
-            f"--model {path}: works with model-info and eval for now; profiling it needs "
-            f"token events for encoder-decoder models, which are not implemented yet"
+            f"--model {path}: works with model-info, eval and profile for now (not with "
+            f"this command)"
         )
     if path is None and config and config.get("model_path"):
         path = Path(config["model_path"])

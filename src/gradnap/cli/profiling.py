@@ -22,8 +22,8 @@ def profile(
     model: Annotated[
         Path | None,
         typer.Option(
-            help="Model file, or a saved Hugging Face *ForCTC model directory (default: the "
-            "bundled model)."
+            help="Model file, a saved Hugging Face *ForCTC model directory, or a model name "
+            "(whisper-tiny.en: token events; default: the bundled model)."
         ),
     ] = None,
     layers: Annotated[
@@ -85,6 +85,7 @@ def profile(
     Under torchrun (torchrun --nproc-per-node N -m gradnap profile ...) each process
     profiles its own shard of the corpus; rank 0 writes the result."""
     from gradnap.corpus.textgrid import AlignmentError, find_alignment
+    from gradnap.models.registry import registered
     from gradnap.options import check_profile_options
     from gradnap.outputs import OutputError, check_output
     from gradnap.profiling import profiles
@@ -99,7 +100,19 @@ def profile(
     except (ValueError, OutputError) as exc:
         fail(str(exc))
     threads(n_threads)
-    if model is not None and model.is_dir():  # a saved Hugging Face model (safetensors only)
+    token_model = registered(model) is not None  # whisper-tiny.en: token events
+    if token_model:
+        from gradnap.profiling.groupings import make_groupings
+        from gradnap.profiling.token_profile import check_token_groupings, check_token_options
+
+        try:  # before the model loads
+            check_token_options(backend, width, include_blank)
+            check_token_groupings(make_groupings(groups), "", object(), "")
+        except ValueError as exc:
+            fail(str(exc))
+        net, spec = load_model(model, named_ok=True), None
+        alphabet = feature_config = None
+    elif model is not None and model.is_dir():  # a saved Hugging Face model (safetensors only)
         try:
             net = spec = ModelSpec.from_huggingface(model)
         except (ImportError, ValueError) as exc:
@@ -116,8 +129,16 @@ def profile(
         corpus, skip_bad, alphabet, feature_config, group_by=groups,
         alignments=alignments, limit=limit,
     )  # fmt: skip
+    if token_model:  # Whisper's 30 s window: every file over it named at once
+        from gradnap.decode.whisper import check_lengths
+
+        try:
+            check_lengths(list(data))
+        except ValueError as exc:
+            fail(str(exc))
     try:
-        spec.check_layers(chosen)
+        if spec is not None:  # a token model checks its layers itself
+            spec.check_layers(chosen)
         if needs(groups, "alignment"):
             find_alignment(data[0], alignments, data.root)
         tree = profiles(

@@ -117,7 +117,8 @@ def read_checked(
 def utterance_features(utt: Utterance, config=None):
     """The features ``(F, T)`` of a corpus utterance; ValueError naming its file if
     the audio is bad or the features are not finite. ``config`` is a
-    :class:`FeatureConfig` (log-mel) or any callable front end ``(wav, sr) -> (F, T)``."""
+    :class:`FeatureConfig` (log-mel) or any callable front end ``(wav, sr) -> (F, T)`` (or
+    ``-> ((F, T), n_frames)``: Whisper's padded features and its own frames)."""
     import torch
 
     from gradnap.audio.features import features
@@ -127,7 +128,8 @@ def utterance_features(utt: Utterance, config=None):
         x = config(wav, sr) if callable(config) else features(wav, sr, config)
     except ValueError as exc:  # AudioError names the file already
         raise exc if isinstance(exc, AudioError) else ValueError(f"{utt.audio}: {exc}") from None
-    if not bool(torch.isfinite(x).all()):
+    values = x[0] if isinstance(x, tuple) else x  # (features, own frames): Whisper
+    if not bool(torch.isfinite(values).all()):
         raise ValueError(f"{utt.audio}: its features are not finite (NaN or infinite)")
     return x
 

@@ -12,6 +12,7 @@ from gradnap.profiling.groupings import (
     Phoneme,
     Speaker,
     Target,
+    Token,
     Word,
 )
 from gradnap.profiling.layout import Layer, LayoutError
@@ -21,6 +22,7 @@ from gradnap.profiling.run import Profiler
 from gradnap.profiling.sensitivity import sensitivities
 from gradnap.profiling.spec import ModelSpec
 from gradnap.profiling.stack import ConvStack
+from gradnap.profiling.token_profile import TokenProfiler
 
 __all__ = [
     "GROUPINGS",
@@ -39,6 +41,8 @@ __all__ = [
     "Speaker",
     "Sum",
     "Target",
+    "Token",
+    "TokenProfiler",
     "Variant",
     "Word",
     "Layer",

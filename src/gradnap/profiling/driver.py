@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from gradnap import parallel
 from gradnap.data.validate import check_limit, utterance_features
+from gradnap.models.registry import registered
 from gradnap.options import check_profile_options
 from gradnap.outputs import write_bytes
 from gradnap.profiling import distributed
@@ -30,6 +31,7 @@ from gradnap.profiling.groupings import needs
 from gradnap.profiling.method import DEFAULT_VARIANTS
 from gradnap.profiling.result import save_profiles
 from gradnap.profiling.run import Profiler, as_spec
+from gradnap.profiling.token_profile import TokenProfiler, check_token_options, is_token_model
 
 PARTIAL_VERSION = 2  # 2: sums keyed by the variants' Sum.key
 
@@ -168,28 +170,37 @@ def profiles(
     if path is not None:
         from gradnap.models.checkpoint import load
 
-        model = load(path)
-    provenance = model_provenance(model, path)
-    spec = as_spec(model)
+        model = load(path)  # a registered name too (whisper-tiny.en)
+    provenance = model_provenance(model, None if registered(path) else path)
+    if registered(path):
+        provenance["model_name"] = str(path)
     if checkpoint is None and out is not None and checkpoint_every:
         checkpoint = Path(out).with_name(Path(out).name + ".partial")
     with parallel.process_group(device) as (rank, world):
-        profiler = Profiler(
-            spec,
-            layers=layers,
-            group_by=group_by,
-            backend=backend,
-            crop_width=crop_width,
-            device=device,
-            batch_events=batch_events,
-            include_blank=include_blank,
-            neurons=neurons,
-            variants=variants,
-            mask_scale=mask_scale,
-            navai_align=navai_align,
-            sensitivity=sensitivity,
-            max_memory=max_memory,
-        )
+        if is_token_model(model):  # Whisper: token events (token_profile.py)
+            check_token_options(backend, crop_width, include_blank)
+            profiler = TokenProfiler(
+                model, layers=layers, group_by=group_by, device=device, neurons=neurons,
+                variants=variants, mask_scale=mask_scale, navai_align=navai_align,
+                sensitivity=sensitivity, max_memory=max_memory,
+            )  # fmt: skip
+        else:
+            profiler = Profiler(
+                as_spec(model),
+                layers=layers,
+                group_by=group_by,
+                backend=backend,
+                crop_width=crop_width,
+                device=device,
+                batch_events=batch_events,
+                include_blank=include_blank,
+                neurons=neurons,
+                variants=variants,
+                mask_scale=mask_scale,
+                navai_align=navai_align,
+                sensitivity=sensitivity,
+                max_memory=max_memory,
+            )
         partial = partial_path(Path(checkpoint), rank, world) if checkpoint else None
         extra = _run(
             profiler, data, limit, alignments, partial, checkpoint_every, resume, workers,
@@ -233,7 +244,6 @@ def _run(profiler, data, limit, alignments, partial, checkpoint_every, resume, w
          progress, rank, world) -> dict:  # fmt: skip
     """Profile this rank's shard (resuming from ``partial``), all-reduce, and return what
     the configuration records of the corpus."""
-    spec = profiler.spec
     utterances, root = corpus_utterances(data, limit)
     ids = [getattr(u, "id", str(i)) for i, u in enumerate(utterances)]
     mine = distributed.shard([getattr(u, "duration", None) or 1.0 for u in utterances], rank, world)
@@ -248,7 +258,7 @@ def _run(profiler, data, limit, alignments, partial, checkpoint_every, resume, w
     finished = set(done)
     todo = [i for i in mine if i not in finished]
     need_alignment = needs(profiler.group_by, "alignment")
-    dataset = FeatureDataset(utterances, todo, spec.front_end, alignments, root, need_alignment)
+    dataset = FeatureDataset(utterances, todo, profiler.front_end, alignments, root, need_alignment)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=None, num_workers=workers, collate_fn=_identity
     )

@@ -81,6 +81,7 @@ class Grouping:
     name = ""
     needs: frozenset[str] = frozenset()
     coverage = False  # whether the run counts aligned phones with and without events
+    on_tokens = False  # whether it labels token events by time (Whisper: tokens.py)
 
     def labels(self, ctx: EventContext, frames: list[int]) -> list[str | None]:
         """The label of each event (output frames ``frames``), None for no group."""
@@ -131,6 +132,7 @@ class Grapheme(FrameGrouping):
 class Phoneme(FrameGrouping):
     """The phone whose aligned span holds the output frame's centre."""
 
+    on_tokens = True
     name = "phoneme"
     needs = frozenset({"alignment"})
     coverage = True
@@ -142,6 +144,7 @@ class Phoneme(FrameGrouping):
 class Word(FrameGrouping):
     """The word whose aligned span holds the output frame's centre."""
 
+    on_tokens = True
     name = "word"
     needs = frozenset({"alignment"})
 
@@ -152,6 +155,7 @@ class Word(FrameGrouping):
 class Speaker(FrameGrouping):
     """The utterance's speaker."""
 
+    on_tokens = True
     name = "speaker"
     needs = frozenset({"speaker"})
 
@@ -187,6 +191,7 @@ class Manner(FrameGrouping):
     ``name`` names the grouping (e.g. ``Manner({"P": "labial", ...}, name="place")``).
     """
 
+    on_tokens = True
     name = "manner"
     needs = frozenset({"alignment"})
     RENAME = {"stop": "plosive", "aspirate": "fricative", "semivowel": "glide"}
@@ -212,6 +217,21 @@ class Manner(FrameGrouping):
         return [None if p is None else self.table.get(p) for p in phones]
 
 
+class Token(Grouping):
+    """The decoded token of a token event (encoder-decoder models such as Whisper,
+    :mod:`gradnap.profiling.token_profile`): its text, a leading space written ``▁``.
+    CTC models have no token events: it refuses them."""
+
+    name = "token"
+    on_tokens = True
+
+    def check(self, ctx):
+        raise ValueError(
+            "grouping 'token' labels the token events of an encoder-decoder model "
+            "(whisper-tiny.en); this model's events are CTC output frames"
+        )
+
+
 GROUPINGS: dict[str, type[Grouping]] = {
     "grapheme": Grapheme,
     "phoneme": Phoneme,
@@ -220,6 +240,7 @@ GROUPINGS: dict[str, type[Grouping]] = {
     "target": Target,
     "correct": Correct,
     "manner": Manner,
+    "token": Token,
 }
 
 

@@ -162,6 +162,11 @@ class Profiler:
         raise ValueError(f"crop_width must be 'support', 'receptive_field' or an int, not {w!r}")
 
     @property
+    def front_end(self):
+        """The features of an utterance's audio (what the corpus driver extracts)."""
+        return self.spec.front_end
+
+    @property
     def n_events_(self) -> int:
         """Events profiled so far (both halves)."""
         self._validate()
