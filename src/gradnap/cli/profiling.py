@@ -68,6 +68,13 @@ def profile(
         ),
     ] = 25,
     workers: Annotated[int, typer.Option(help="Feature-extraction worker processes.")] = 0,
+    top_events: Annotated[
+        int,
+        typer.Option(
+            help="Per group, layer and neuron keep the N events of largest aligned activation "
+            "(to listen to; 0: none)."
+        ),
+    ] = 5,
 ) -> None:
     """Compute GradNAP, NAvAI and NAP profiles of a model over a corpus.
 
@@ -109,6 +116,7 @@ def profile(
             checkpoint_every=checkpoint_every,
             resume=resume,
             workers=workers,
+            top_events=top_events,
         )
     except AlignmentError as exc:
         fail(
