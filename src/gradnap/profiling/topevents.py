@@ -108,14 +108,32 @@ def grow(top: dict[str, torch.Tensor], n: int) -> dict[str, torch.Tensor]:
     return {f: torch.cat([top[f], pad[f]]) for f in FIELDS}
 
 
+def _beats(a: dict, i: int, b: dict, j: int) -> torch.Tensor:
+    """Whether entry ``i`` of ``a`` strictly precedes entry ``j`` of ``b`` in the order."""
+    va, vb = a["value"][..., i], b["value"][..., j]
+    ua, ub = a["utterance"][..., i], b["utterance"][..., j]
+    fa, fb = a["frame"][..., i], b["frame"][..., j]
+    return (va > vb) | ((va == vb) & ((ua < ub) | ((ua == ub) & (fa < fb))))
+
+
 def add(tops: dict, layer: str, rows: torch.Tensor, new: dict, n_groups: int, k: int) -> None:
-    """Merge ``new`` (len(rows), C, k) into ``tops[layer]`` at group rows ``rows``
-    (distinct), in place; the layer's top is made (or grown) to ``n_groups`` rows."""
+    """Merge ``new`` (len(rows), C, k), each (row, neuron) sorted in the order, into
+    ``tops[layer]`` at group rows ``rows`` (distinct), in place; the layer's top is made
+    (or grown) to ``n_groups`` rows. Only the (row, neuron) entries whose best new event
+    precedes their current k-th are merged: the others cannot change."""
     top = tops.get(layer)
     if top is None:
         top = empty(n_groups, new["value"].shape[1], k, new["value"].device)
     top = tops[layer] = grow(top, n_groups)
     rows = rows.to(top["value"].device)
-    merged = merge_top({f: top[f][rows] for f in FIELDS}, new, k)
+    new = {f: t.to(top["value"].device) for f, t in new.items()}
+    mine = {f: top[f][rows] for f in FIELDS}
+    change = _beats(new, 0, mine, k - 1) & (new["utterance"][..., 0] >= 0)
+    r, n = torch.nonzero(change, as_tuple=True)
+    if not len(r):
+        return
+    merged = merge_top(
+        {f: t[r, n] for f, t in mine.items()}, {f: t[r, n] for f, t in new.items()}, k
+    )
     for f in FIELDS:
-        top[f][rows] = merged[f]
+        top[f][rows[r], n] = merged[f]
