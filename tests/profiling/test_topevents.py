@@ -159,6 +159,12 @@ def test_merge_top_is_a_total_order_with_each_moment_once():
     assert {k: v.tolist() for k, v in merge_top(b, a, 4).items()} == {
         k: v.tolist() for k, v in top.items()
     }
+    # utterance indices too large to pack below the value: the same order
+    big = {f: {**x, "utterance": x["utterance"].where(x["utterance"] < 0, x["utterance"] << 40)}
+           for f, x in (("a", a), ("b", b))}  # fmt: skip
+    wide = merge_top(big["a"], big["b"], 4)
+    assert wide["utterance"].tolist() == [[2 << 40, 0, 0, 4 << 40]]
+    assert wide["frame"].tolist() == top["frame"].tolist()
     # fewer distinct moments than k: empty slots stay at the end
     one = merge_top(empty(1, 1, 3), {k: v[:, :1][:, None] for k, v in a.items()}, 3)
     assert one["utterance"].tolist() == [[[2, -1, -1]]]

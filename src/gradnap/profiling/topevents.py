@@ -49,8 +49,9 @@ def batch_top(
     alignment frame, ``groups``/``events`` (P,) the (group index, event index) pairs.
     Returns the distinct group indices ``(U,)`` (ascending) and their ``value`` and
     ``frame`` (U, C, k), ties broken by the earlier frame; ``utterance`` is left to the
-    caller. Two stable sorts of the (distinct (group, frame) pairs x C) values: by value,
-    then by group; no loop over groups or neurons."""
+    caller. One sort of the (distinct (group, frame) pairs x C) values, keyed by group,
+    value and frame packed in an int64 (two stable sorts where they do not fit); no loop
+    over groups or neurons."""
     device = full.device
     tau, groups, events = tau.to(device), groups.to(device), events.to(device)
     lo = int(tau.min())
@@ -58,9 +59,16 @@ def batch_top(
     key = torch.unique(groups * span + (tau[events] - lo))  # group-major, frame ascending
     g, frames = key // span, key % span + lo
     v = gather_window(full, frames, 1)[..., 0]  # (P', C): A[n, tau], zero outside
-    order = v.sort(dim=0, descending=True, stable=True).indices  # ties: earlier frame
-    order = order.gather(0, g[order].sort(dim=0, stable=True).indices)  # group segments
     uniq, counts = torch.unique_consecutive(g, return_counts=True)
+    group_rank = torch.repeat_interleave(torch.arange(len(uniq), device=device), counts)
+    frame_rank = torch.unique(frames, return_inverse=True)[1]
+    fb, gb = _bits(int(frame_rank.max()) + 1), _bits(len(uniq))
+    if gb + 32 + fb <= 63:  # distinct keys: group ascending, value descending, frame ascending
+        key = (group_rank[:, None] << (32 + fb)) | (_descending(v) << fb) | frame_rank[:, None]
+        order = key.sort(dim=0).indices
+    else:
+        order = v.sort(dim=0, descending=True, stable=True).indices  # ties: earlier frame
+        order = order.gather(0, g[order].sort(dim=0, stable=True).indices)  # group segments
     starts = counts.cumsum(0) - counts
     r = torch.arange(k, device=device)
     rows = (starts[:, None] + r).clamp(max=len(g) - 1).flatten()  # (U * k,)
@@ -83,9 +91,24 @@ def merge_top(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], k: int) ->
         for f in FIELDS:
             top[f] = top[f].gather(-1, order)
 
-    by(top["frame"].sort(dim=-1, stable=True).indices)
-    by(top["utterance"].sort(dim=-1, stable=True).indices)
-    by(top["value"].sort(dim=-1, descending=True, stable=True).indices)
+    # (utterance, frame) packed below the value: one sort of int64 keys (the moments ranked
+    # first where their bits do not fit; three stable sorts where even that does not)
+    u, f = top["utterance"] + 1, top["frame"] - top["frame"].min()
+    fb = _bits(int(f.max()) + 1)
+    rank, rb = (u << fb) | f, _bits(int(u.max()) + 1) + fb
+    if 32 + rb > 63 and int(top["utterance"].max()) < 2**31:
+        rank = torch.unique((top["utterance"] << 32) | (top["frame"] + 2**31), return_inverse=True)[
+            1
+        ]
+        rb = _bits(int(rank.max()) + 1)
+    if 32 + rb <= 63:
+        key = (_descending(top["value"]) << rb) | rank
+        order = key.sort(dim=-1).indices
+        by(order)
+    else:
+        by(top["frame"].sort(dim=-1, stable=True).indices)
+        by(top["utterance"].sort(dim=-1, stable=True).indices)
+        by(top["value"].sort(dim=-1, descending=True, stable=True).indices)
     u, f = top["utterance"], top["frame"]
     dup = torch.zeros_like(u, dtype=torch.bool)
     dup[..., 1:] = (u[..., 1:] == u[..., :-1]) & (f[..., 1:] == f[..., :-1]) & (u[..., 1:] >= 0)
@@ -95,6 +118,19 @@ def merge_top(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], k: int) ->
         top["frame"] = f.masked_fill(dup, -1)
         by(top["value"].sort(dim=-1, descending=True, stable=True).indices)
     return {f: t[..., :k].contiguous() for f, t in top.items()}
+
+
+def _bits(n: int) -> int:
+    """Bits that hold 0 .. n - 1."""
+    return max(1, (n - 1).bit_length())
+
+
+def _descending(value: torch.Tensor) -> torch.Tensor:
+    """int64 in [0, 2^32), smaller for a larger float32 ``value`` (-0.0 as 0.0; -inf after
+    every finite value): the bits of a float32 made monotone."""
+    bits = (value.float() + 0.0).view(torch.int32).long()
+    ordered = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits)  # monotone, signed 32-bit
+    return (2**31 - 1) - ordered
 
 
 def grow(top: dict[str, torch.Tensor], n: int) -> dict[str, torch.Tensor]:
