@@ -13,12 +13,14 @@ from gradnap.decode import BeamSearchDecoder, error_rates, greedy_decode
 from gradnap.models import Wav2Letter, Wav2LetterConfig
 from gradnap.models.checkpoint import CheckpointError, load, save_checkpoint
 from gradnap.profiling import (
+    Layer,
     ModelSpec,
     ProfileAccumulator,
     Profiler,
     load_profiles,
     profiles,
     save_profiles,
+    sensitivities,
     to_table,
 )
 
@@ -33,6 +35,7 @@ __all__ = [
     "CorpusError",
     "FeatureConfig",
     "FeatureStats",
+    "Layer",
     "Utterance",
     "Wav2Letter",
     "Wav2LetterConfig",
@@ -49,4 +52,5 @@ __all__ = [
     "models",
     "read_corpus",
     "save_checkpoint",
+    "sensitivities",
 ]

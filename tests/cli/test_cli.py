@@ -23,7 +23,7 @@ def test_version():
     "cmd",
     [
         "model-info", "train", "eval", "synth", "align", "export", "profile", "summary",
-        "sanity", "report",
+        "sanity", "report", "dynamics",
     ],
 )  # fmt: skip
 def test_help_for_every_subcommand(cmd):

@@ -51,3 +51,13 @@ def test_align_corpus_writes_textgrids_and_skips_failures(spoken, tmp_path):
     assert find_alignment(corpus[0], tmp_path / "tg", corpus.root).words[0][0] == "the"
     for uid, _ in failures:
         assert not (tmp_path / "tg" / "1" / f"{uid}.TextGrid").exists()
+
+
+def test_stereo_at_44k_is_mixed_down_before_resampling(spoken):
+    import librosa
+
+    mono = librosa.resample(spoken.audio.astype(np.float32), orig_sr=16000, target_sr=44100)
+    stereo = np.stack([mono, 0.5 * mono], axis=1)  # (frames, channels), as soundfile reads it
+    aligned = Aligner().align(stereo, 44100, "the birch canoe slid on the smooth planks")
+    assert [w[0] for w in aligned.words] == "the birch canoe slid on the smooth planks".split()
+    assert aligned.duration == pytest.approx(len(spoken.audio) / 16000, abs=0.01)

@@ -102,7 +102,7 @@ def test_top_events_equal_a_brute_force_over_every_event(spec):
             for n, tops in enumerate(want[layer, str(g)]):
                 for r, (v, u, frame) in enumerate(tops):
                     value[i, n, r], utt[i, n, r] = v, u
-                    time[i, n, r] = frame * ds.attrs["frame_ms"] / 1000
+                    time[i, n, r] = spec.timing[layer].time(frame)  # the layer's frame centre
         np.testing.assert_array_equal(ds["top_utterance"].values, utt, err_msg=layer)
         np.testing.assert_array_equal(ds["top_activation"].values, value, err_msg=layer)
         np.testing.assert_allclose(ds["top_time"].values, time, rtol=1e-12, err_msg=layer)

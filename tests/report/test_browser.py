@@ -1,6 +1,8 @@
 """Open the report in headless Chromium (Debian's chromium + chromium-driver, driven by
 selenium; nothing downloads a browser): the page loads with no failed resource and no
-console error, the link to a layer page works, and a screenshot is taken."""
+console error, the link to a layer page works, the group picker shows the chosen group
+(by link and by menu), the compare view shows two groups side by side, and a screenshot
+is taken."""
 
 import functools
 import http.server
@@ -65,6 +67,14 @@ return performance.getEntriesByType('resource')
 """
 
 
+def shown(driver) -> list[str]:
+    """The ids of the group sections on screen."""
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('section.group'))"
+        ".filter(s => s.offsetParent !== null).map(s => s.id)"
+    )
+
+
 def check_page(driver):
     assert driver.execute_script("return document.readyState") == "complete"
     assert driver.execute_script(FAILED) == []
@@ -74,6 +84,7 @@ def check_page(driver):
 
 def test_report_in_headless_chromium(served_report):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
 
     url, tmp_path = served_report
     driver = browser()
@@ -88,9 +99,26 @@ def test_report_in_headless_chromium(served_report):
         assert driver.current_url.endswith("#phoneme-AA")
         section = driver.find_element(By.ID, "phoneme-AA")
         assert "phoneme:AA" in section.text
+        assert shown(driver) == ["phoneme-AA"]  # the picker shows that group only
+        heatmap = section.find_element(By.CSS_SELECTOR, "img.hm-img")
+        assert heatmap.is_displayed() and heatmap.size["height"] >= 32  # 32 neurons, >= 1 px
+        assert "time offset (ms)" in section.text and "neuron" in section.text
+        # the picker's menu
+        Select(driver.find_element(By.ID, "pick")).select_by_value("phoneme-T")
+        assert driver.current_url.endswith("#phoneme-T") and shown(driver) == ["phoneme-T"]
+        # compare: two groups side by side
+        Select(driver.find_element(By.ID, "compare")).select_by_value("phoneme-AE")
+        assert driver.current_url.endswith("#phoneme-T~phoneme-AE")
+        assert sorted(shown(driver)) == ["phoneme-AE", "phoneme-T"]
+        left = driver.find_element(By.ID, "phoneme-T").rect
+        right = driver.find_element(By.ID, "phoneme-AE").rect
+        assert abs(left["y"] - right["y"]) < 2 and right["x"] >= left["x"] + left["width"]
+        check_page(driver)
         shot = tmp_path / "layer.png"
         assert driver.save_screenshot(str(shot))
         assert shot.stat().st_size > 10_000
+        driver.back()  # the fragment keeps the state: back to one group
+        assert shown(driver) == ["phoneme-T"]
         # the check does see a missing file (on a page not visited yet: no cache)
         next((tmp_path / "r" / "figures" / "conv3").glob("gradnap_*.png")).unlink()
         driver.get(url + "layer-conv3.html")

@@ -187,3 +187,23 @@ def test_two_process_ddp_training(small_corpus, tmp_path):
     assert len(history) == 2 and history[-1]["train_loss"] < history[0]["train_loss"]
     model = gradnap.load(out)
     assert sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_keep_checkpoints_spaced_in_log_step(small_corpus, tmp_path):
+    from gradnap.profiling.trajectory import checkpoint_info
+    from gradnap.train.keep import keep_dir, kept_steps
+
+    assert kept_steps(1000, 4) == [1, 10, 100, 1000]
+    assert kept_steps(10, 8) == [1, 2, 3, 4, 5, 6, 7, 10]  # distinct, first and last kept
+    assert kept_steps(3, 8) == [1, 2, 3]
+    out = tmp_path / "m.pt"
+    run(read_corpus(small_corpus), out, epochs=3, keep_checkpoints=4)
+    final = read_checkpoint(out)["train_state"]["state"]
+    kept = sorted(keep_dir(out).glob("*.pt"))
+    infos = [checkpoint_info(p) for p in kept]
+    steps = [i["step"] for i in infos]
+    assert len(kept) == 4 and steps[0] == 1 and steps[-1] == final["step"]
+    assert steps == sorted(set(steps))
+    assert all(0 <= i["dev_cer"] <= 1.5 and 0 < i["epoch"] <= 3 for i in infos)
+    assert infos[-1]["dev_cer"] == pytest.approx(final["history"][-1]["dev_cer"])
+    assert "train_state" not in read_checkpoint(kept[0])  # models only, no optimizer

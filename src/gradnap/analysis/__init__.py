@@ -3,6 +3,7 @@
 neuron's top events."""
 
 from gradnap.analysis.clustering import PERCENTILES, cluster_groups, representation_power
+from gradnap.analysis.dynamics import settling, silhouette_over_training
 from gradnap.analysis.featurevis import (
     Objective,
     l1,
@@ -31,6 +32,8 @@ __all__ = [
     "optimal_input",
     "representation_power",
     "responsiveness",
+    "settling",
+    "silhouette_over_training",
     "sonify",
     "top_neurons",
     "visualize_group",

@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from gradnap.atomic import atomic_write
-from gradnap.cli.common import app, console, fail, load_model, read
+from gradnap.cli.common import app, console, fail, load_model, read, threads
+from gradnap.options import DEFAULT_THREADS, THREADS_HELP
 
 
 @app.command()
@@ -29,6 +30,7 @@ def sanity(
     variants: Annotated[
         str, typer.Option(help="Comma-separated profile variants compared (gradnap, navai, ...).")
     ] = "gradnap,navai",
+    n_threads: Annotated[int, typer.Option("--threads", help=THREADS_HELP)] = DEFAULT_THREADS,
 ) -> None:
     """Model-randomization sanity check (Adebayo et al. 2018): Spearman correlation of the
     trained model's profiles with those after randomizing its weights from the top layer
@@ -36,10 +38,11 @@ def sanity(
     from gradnap.analysis.sanity import cascading_randomization
     from gradnap.profiling.spec import ModelSpec
 
+    threads(n_threads)
     net = load_model(model)
     if corpus is None:
         from gradnap.models.checkpoint import DEFAULT_CORPUS as corpus
-    data = read(corpus, False, net.alphabet, net.feature_config)
+    data = read(corpus, False, net.alphabet, net.feature_config, limit=limit)
     spec = ModelSpec.from_wav2letter(net)
     chosen = [n.strip() for n in layers.split(",")] if layers else None
     groups = [g.strip() for g in group_by.split(",") if g.strip()]
@@ -90,6 +93,7 @@ def report(
     featvis_steps: Annotated[int, typer.Option(help="Adam steps of the input optimization.")] = 16,
     featvis_lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 0.1,
     seed: Annotated[int, typer.Option(help="Seed of the optimization's start.")] = 0,
+    n_threads: Annotated[int, typer.Option("--threads", help=THREADS_HELP)] = DEFAULT_THREADS,
 ) -> None:
     """A static HTML report of a profile result: Silhouette scores per layer, every layer's
     and group's profiles, dendrograms, action potentials, optimal inputs, sanity table."""
@@ -99,6 +103,7 @@ def report(
     from gradnap.profiling.result import config_of
     from gradnap.report import ReportOptions, build_report
 
+    threads(n_threads)
     try:
         tree = load_profiles(result)
     except (FileNotFoundError, OSError, ValueError) as exc:

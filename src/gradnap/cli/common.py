@@ -48,21 +48,47 @@ def load_model(path: Path | None, config: dict | None = None, named_ok: bool = F
 
 
 def check_device(device: str) -> None:
-    """Fail clearly when ``device`` is CUDA and none is available."""
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            fail(f"--device {device}: no CUDA device is available here")
-
-
-def read(path, skip_bad, alphabet=None, feature_config=None):
-    """A corpus, its skipped utterances printed, or a clear error."""
-    from gradnap.data import CorpusError, read_corpus
+    """Fail clearly for an unknown device, or CUDA where none is available."""
+    from gradnap.options import check_device
 
     try:
-        data = read_corpus(path, alphabet, skip_bad=skip_bad, feature_config=feature_config)
-    except CorpusError as exc:
+        check_device(device)
+    except ValueError as exc:
+        fail(str(exc))
+
+
+def threads(n: int) -> None:
+    """Use ``n`` threads (``--threads``), or a clear error."""
+    from gradnap.options import set_threads
+
+    try:
+        set_threads(n)
+    except ValueError as exc:
+        fail(str(exc))
+
+
+def check_out(path: Path, **kwargs) -> None:
+    """:func:`gradnap.outputs.check_output` (an existing file allowed unless ``force=False``
+    is passed), or a clear error."""
+    from gradnap.outputs import OutputError, check_output
+
+    try:
+        check_output(path, **{"force": True, **kwargs})
+    except OutputError as exc:
+        fail(str(exc))
+
+
+def read(path, skip_bad, alphabet=None, feature_config=None, **checks):
+    """A corpus, every utterance checked (``checks``: group_by, alignments, limit; see
+    :func:`gradnap.data.validate.read_checked`), its skipped utterances printed, or a
+    clear error listing every problem."""
+    from gradnap.data.validate import CorpusError, read_checked
+
+    try:
+        data = read_checked(
+            path, alphabet, feature_config, skip_bad=skip_bad, **{"progress": True, **checks}
+        )
+    except (CorpusError, ValueError) as exc:
         fail(str(exc))
     for problem in data.skipped:
         err.print(f"[yellow]skipped:[/] {problem}", highlight=False)
@@ -76,7 +102,7 @@ def train_dev(corpus: Path, dev: Path | None, skip_bad: bool):
     from gradnap.train.split import train_dev_split
 
     try:
-        sets = train_dev_split(corpus, dev, skip_bad)
+        sets = train_dev_split(corpus, dev, skip_bad, progress=True)
     except CorpusError as exc:
         fail(str(exc))
     for problem in dict.fromkeys(p for s in sets for p in s.skipped):

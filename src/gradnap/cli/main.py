@@ -12,13 +12,16 @@ from gradnap._version import __version__
 from gradnap.cli.common import (
     app,
     check_device,
+    check_out,
     console,
     err,
     fail,
     load_model,
     read,
+    threads,
     train_dev,
 )
+from gradnap.options import DEFAULT_THREADS, THREADS_HELP
 
 
 def _version(value: bool) -> None:
@@ -34,6 +37,19 @@ def main(
     ] = False,
 ) -> None:
     """Gradient-adjusted Neuron Activation Profiles for convolutional speech recognition."""
+    import signal
+
+    signal.signal(signal.SIGINT, _interrupted)
+
+
+def _interrupted(signum, frame) -> None:
+    """Ctrl-C: say so (typer exits with status 130 on the KeyboardInterrupt)."""
+    err.print(
+        "[bold red]interrupted[/] (Ctrl-C): stopped; outputs are written whole or not at all "
+        "(profile: --resume continues from the last partial checkpoint)",
+        highlight=False,
+    )
+    raise KeyboardInterrupt
 
 
 @app.command("model-info")
@@ -89,6 +105,7 @@ def model_info(
 
 @app.command()
 def train(
+    ctx: typer.Context,
     corpus: Annotated[
         Path,
         typer.Option(help="Training corpus folder (a train/ and dev/ inside are used as such)."),
@@ -113,6 +130,11 @@ def train(
     amp: Annotated[
         bool, typer.Option(help="Mixed precision (bfloat16 on CPU, float16 on CUDA).")
     ] = False,
+    n_threads: Annotated[int, typer.Option("--threads", help=THREADS_HELP)] = DEFAULT_THREADS,
+    keep_checkpoints: Annotated[
+        int,
+        typer.Option(help="Keep N models along the way (log-spaced steps) in OUT.steps/."),
+    ] = 0,
 ) -> None:
     """Train a Wav2Letter with CTC on a corpus; checkpoints are written atomically.
 
@@ -128,6 +150,8 @@ def train(
             f"--preset {preset}: {preset} is a pretrained model gradnap loads, not a preset it "
             f"trains; train trains Wav2Letter presets (paper, mid, small, tiny) with CTC"
         )
+    threads(n_threads)
+    check_out(out, what="checkpoint")  # (an existing one: train refuses it without --resume)
     train_set, dev_set = train_dev(corpus, dev, skip_bad)
     console.print(
         f"train: {len(train_set)} utterances, {train_set.duration / 3600:.2f} h; "
@@ -145,10 +169,14 @@ def train(
         spec_augment=spec_augment,
         lr_schedule=lr_schedule,
         amp=amp,
+        keep_checkpoints=keep_checkpoints,
     )
     check_device(device)
     try:
-        run_train(train_set, dev_set, out, cfg, resume=resume, log=console.print, device=device)
+        given = [k for k in ctx.params if ctx.get_parameter_source(k).name == "COMMANDLINE"]
+        run_train(
+            train_set, dev_set, out, cfg, resume, log=console.print, device=device, given=given
+        )
     except (CheckpointError, FileExistsError, KeyError) as exc:
         fail(str(exc).strip("'\""))
     console.print(f"checkpoint: {out}")
@@ -174,10 +202,13 @@ def evaluate_cmd(
             "Whisper: both normalised as scored)."
         ),
     ] = None,
+    n_threads: Annotated[int, typer.Option("--threads", help=THREADS_HELP)] = DEFAULT_THREADS,
 ) -> None:
     """Print CER and WER of greedy and beam-search decoding on a corpus."""
     from gradnap.decode.evaluate import evaluate
     from gradnap.models.registry import registered
+
+    threads(n_threads)
 
     if registered(model):
         from gradnap.cli.whisper import whisper_eval
@@ -280,12 +311,16 @@ def align(
         Path | None, typer.Option(help="Folder for the TextGrids (default: beside the audio).")
     ] = None,
     skip_bad: Annotated[bool, typer.Option(help="Leave out bad utterances (listed).")] = False,
+    force: Annotated[bool, typer.Option(help="Replace existing TextGrids.")] = False,
 ) -> None:
     """Force-align a corpus with pocketsphinx (en-us), writing words/phones TextGrids."""
     from gradnap.corpus.align import align_corpus
 
     data = read(corpus, skip_bad)
-    written, failures, oov = align_corpus(data, out)
+    try:
+        written, failures, oov = align_corpus(data, out, force=force)
+    except FileExistsError as exc:
+        fail(str(exc))
     if oov:
         console.print(f"{len(oov)} word(s) not in the dictionary, pronounced by the G2P:")
         for word, phones in sorted(oov.items()):
@@ -296,6 +331,8 @@ def align(
         f"aligned {written} of {len(data)} utterances"
         + (f" into {out}" if out else " (TextGrids beside the audio)")
     )
+    if not written:
+        fail("no utterance was aligned")
 
 
 @app.command()
@@ -320,6 +357,7 @@ def export(
 
 # the profiling commands live in their own module; importing it registers them
 from gradnap.cli import analysis as _analysis  # noqa: E402, F401
+from gradnap.cli import dynamics as _dynamics  # noqa: E402, F401
 from gradnap.cli import profiling as _profiling  # noqa: E402, F401
 
 if __name__ == "__main__":

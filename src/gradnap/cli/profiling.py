@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from gradnap.cli.common import app, check_device, console, fail, load_model, read
+from gradnap.cli.common import app, check_device, console, fail, load_model, read, threads
+from gradnap.options import DEFAULT_THREADS, THREADS_HELP
 from gradnap.profiling.groupings import GROUPINGS, group_coords, needs
 
 
@@ -19,7 +20,11 @@ def profile(
         Path | None, typer.Option(help="Corpus folder (default: the bundled evaluation corpus).")
     ] = None,
     model: Annotated[
-        Path | None, typer.Option(help="Model file (default: the bundled model).")
+        Path | None,
+        typer.Option(
+            help="Model file, or a saved Hugging Face *ForCTC model directory (default: the "
+            "bundled model)."
+        ),
     ] = None,
     layers: Annotated[
         str | None, typer.Option(help="Comma-separated layers (default: all).")
@@ -75,25 +80,51 @@ def profile(
             "(to listen to; 0: none)."
         ),
     ] = 5,
+    force: Annotated[bool, typer.Option(help="Replace an existing result at OUT.")] = False,
+    n_threads: Annotated[int, typer.Option("--threads", help=THREADS_HELP)] = DEFAULT_THREADS,
+    max_memory: Annotated[
+        float,
+        typer.Option(help="GB for per-event gradients on the generic path (events per batch)."),
+    ] = 2.0,
 ) -> None:
     """Compute GradNAP, NAvAI and NAP profiles of a model over a corpus.
 
     Under torchrun (torchrun --nproc-per-node N -m gradnap profile ...) each process
     profiles its own shard of the corpus; rank 0 writes the result."""
     from gradnap.corpus.textgrid import AlignmentError, find_alignment
+    from gradnap.options import check_profile_options
+    from gradnap.outputs import OutputError, check_output
     from gradnap.profiling import profiles
     from gradnap.profiling.spec import ModelSpec
 
-    net = load_model(model)
     groups = [g.strip() for g in group_by.split(",") if g.strip()]
     chosen = [n.strip() for n in layers.split(",")] if layers else None
     width = int(crop_width) if crop_width.isdigit() else crop_width
+    try:
+        check_profile_options(groups, batch_events, width, device, limit)
+        check_output(out, force=force, resume=resume)
+    except (ValueError, OutputError) as exc:
+        fail(str(exc))
+    threads(n_threads)
+    if model is not None and model.is_dir():  # a saved Hugging Face model (safetensors only)
+        try:
+            net = spec = ModelSpec.from_huggingface(model)
+        except (ImportError, ValueError) as exc:
+            fail(str(exc))
+        alphabet = feature_config = None
+    else:
+        net = load_model(model)
+        spec = ModelSpec.from_wav2letter(net)
+        alphabet, feature_config = net.alphabet, net.feature_config
     check_device(device)
     if corpus is None:
         from gradnap.models.checkpoint import DEFAULT_CORPUS as corpus
-    data = read(corpus, skip_bad, net.alphabet, net.feature_config)
+    data = read(
+        corpus, skip_bad, alphabet, feature_config, group_by=groups,
+        alignments=alignments, limit=limit,
+    )  # fmt: skip
     try:
-        ModelSpec.from_wav2letter(net).check_layers(chosen)
+        spec.check_layers(chosen)
         if needs(groups, "alignment"):
             find_alignment(data[0], alignments, data.root)
         tree = profiles(
@@ -117,13 +148,14 @@ def profile(
             resume=resume,
             workers=workers,
             top_events=top_events,
+            max_memory=max_memory * 1e9,
         )
     except AlignmentError as exc:
         fail(
             f"{exc}\n(groupings phoneme, word and manner need TextGrids: pass --alignments "
             "DIR, or make them with 'gradnap align')"
         )
-    except (KeyError, ValueError, FileExistsError) as exc:
+    except (KeyError, ValueError, FileExistsError, OutputError) as exc:
         fail(str(exc).strip("'\""))
     if tree is None:  # not rank 0: rank 0 wrote the result
         return
@@ -146,6 +178,8 @@ def summary(
         tree = load_profiles(result)
     except (FileNotFoundError, OSError, ValueError) as exc:
         fail(f"{result}: not a readable profile result ({exc})")
+    if "config" not in tree.attrs or "n_events" not in tree or "group" not in tree.coords:
+        fail(f"{result}: not a gradnap profile result (no config, n_events or group)")
     cfg = config_of(tree)
     console.print(
         f"{result}: {int(tree['n_events'])} events from {cfg.get('utterances')} "

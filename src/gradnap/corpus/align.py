@@ -78,12 +78,11 @@ class Aligner:
 
     def align(self, audio: np.ndarray, sample_rate: int, text: str) -> Alignment:
         """Word and phone intervals of ``text`` in ``audio`` (float in [-1, 1])."""
+        audio = np.asarray(audio, np.float32)
+        if audio.ndim == 2:  # (frames, channels) as soundfile reads it: mix down first
+            audio = audio.mean(axis=1)  # (librosa resamples along the last axis)
         if sample_rate != 16000:
-            audio = librosa.resample(
-                np.asarray(audio, np.float32), orig_sr=sample_rate, target_sr=16000
-            )
-        if audio.ndim == 2:
-            audio = audio.mean(axis=1)
+            audio = librosa.resample(audio, orig_sr=sample_rate, target_sr=16000)
         words = text.lower().split()
         self.pronounce(words)
         pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16).tobytes()
@@ -126,20 +125,36 @@ class Aligner:
 
 
 def align_corpus(
-    corpus: Corpus, out: Path | None = None, progress: bool = True, aligner: Aligner | None = None
+    corpus: Corpus,
+    out: Path | None = None,
+    progress: bool = True,
+    aligner: Aligner | None = None,
+    force: bool = False,
 ) -> tuple[int, list[tuple[str, str]], dict]:
     """Write a TextGrid for every utterance (beside its audio, or mirrored under ``out``).
 
+    Existing TextGrids (a synthesizer's exact timings, say) are replaced only with
+    ``force``; without it any existing target raises FileExistsError before aligning.
     Returns ``(written, failures, oov)``: failures are ``(utterance id, reason)`` and are
     never written; ``oov`` maps G2P-pronounced words to their phones.
     """
+
+    def target_of(utt) -> Path:
+        if out is None:
+            return utt.audio.with_suffix(".TextGrid")
+        return Path(out) / utt.audio.relative_to(corpus.root).with_suffix(".TextGrid")
+
+    existing = [t for t in map(target_of, corpus) if t.exists()]
+    if existing and not force:
+        raise FileExistsError(
+            f"{len(existing)} of {len(corpus)} TextGrids exist already (e.g. {existing[0]}): "
+            "pass --force to replace them, or --out DIR to write elsewhere"
+        )
     aligner = aligner or Aligner()
     written, failures = 0, []
     for utt in tqdm(list(corpus), desc="aligning", unit="utt", disable=not progress):
-        target = utt.audio.with_suffix(".TextGrid")
-        if out is not None:
-            target = Path(out) / utt.audio.relative_to(corpus.root).with_suffix(".TextGrid")
-            target.parent.mkdir(parents=True, exist_ok=True)
+        target = target_of(utt)
+        target.parent.mkdir(parents=True, exist_ok=True)
         try:
             wav, sr = utt.load()
             alignment = aligner.align(wav, sr, utt.text)

@@ -11,6 +11,7 @@ an interrupted one.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -146,6 +147,15 @@ def synthesize_corpus(
             f"voice(s) {', '.join(refused)} have non-free licences (no use in a sold "
             "product): pass --non-free to opt in"
         )
+    _check_settings(
+        out,
+        {
+            "seed": seed,
+            "held_out_voice": held_out,
+            "voices": sorted({v.name for v in chosen} | {held_out}),
+            "sentences": n_sentences,
+        },
+    )
     missing = [f"{v.name}: {v.unavailable()}" for v in chosen if v.unavailable()]
     if missing:
         raise EngineError("voices not available:\n  " + "\n  ".join(missing))
@@ -183,6 +193,42 @@ def synthesize_corpus(
             bar.update(futures[fut])
     bar.close()
     return write_manifest(out, the_plan, chosen, held_out, seed, sources, errors)
+
+
+SETTINGS = ".gradnap-synth.json"
+
+
+def _check_settings(out: Path, settings: dict) -> None:
+    """A rerun into ``out`` completes the corpus only with the settings that began it
+    (another seed draws other sentences for the same file names): refuse others. The
+    settings are written before any audio; a corpus from before this file existed is
+    compared with its corpus.json."""
+    stored_path, manifest = out / SETTINGS, out / "corpus.json"
+    if stored_path.is_file():
+        stored = json.loads(stored_path.read_text())
+    elif manifest.is_file():
+        m = json.loads(manifest.read_text())
+        stored = {
+            "seed": m.get("seed"),
+            "held_out_voice": m.get("held_out_voice"),
+            "voices": sorted(v["name"] for v in m.get("voices", [])),
+        }
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        part = out / f"{SETTINGS}.part"
+        part.write_text(json.dumps(settings, indent=2))
+        os.replace(part, stored_path)
+        return
+    differ = [
+        f"{k} {settings[k]!r} (the corpus has {stored[k]!r})"
+        for k in stored
+        if k in settings and settings[k] != stored[k]
+    ]
+    if differ:
+        raise ValueError(
+            f"{out}: holds a corpus made with other settings: {'; '.join(differ)}. A rerun "
+            "completes a corpus only with its own settings: use them, or another --out"
+        )
 
 
 def write_manifest(out: Path, the_plan, voices, held_out, seed, sources, errors) -> dict:

@@ -123,13 +123,7 @@ def find_alignment(
     Looks for ``ID.TextGrid`` beside the audio, or under ``alignments`` (mirroring the
     audio's path below ``root``, or flat).
     """
-    candidates = [utterance.audio.with_suffix(".TextGrid")]
-    if alignments is not None:
-        alignments = Path(alignments)
-        if root is not None:
-            rel = utterance.audio.relative_to(root).with_suffix(".TextGrid")
-            candidates.insert(0, alignments / rel)
-        candidates.insert(1 if root is not None else 0, alignments / f"{utterance.id}.TextGrid")
+    candidates = alignment_candidates(utterance, alignments, root)
     for path in candidates:
         if path.is_file():
             return read_textgrid(path, utterance.duration, tolerance)
@@ -137,3 +131,17 @@ def find_alignment(
         f"{utterance.audio}: no TextGrid found for {utterance.id} "
         f"(looked at {', '.join(str(c) for c in candidates)})"
     )
+
+
+def alignment_candidates(
+    utterance, alignments: str | Path | None = None, root: str | Path | None = None
+) -> list[Path]:
+    """Where :func:`find_alignment` looks for an utterance's TextGrid, in order."""
+    candidates = [utterance.audio.with_suffix(".TextGrid")]
+    if alignments is not None:
+        alignments = Path(alignments)
+        if root is not None:
+            rel = utterance.audio.relative_to(root).with_suffix(".TextGrid")
+            candidates.insert(0, alignments / rel)
+        candidates.insert(1 if root is not None else 0, alignments / f"{utterance.id}.TextGrid")
+    return candidates

@@ -13,6 +13,7 @@ and listed in :attr:`Corpus.skipped`.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,43 +119,100 @@ def read_corpus(
 ) -> Corpus:
     """Find the utterances under ``root`` and check each one.
 
-    Checks: a transcript line for every audio file and an audio file for every line, a
-    non-empty transcript, only alphabet characters, a readable (and, with
-    ``verify_audio``, fully decodable) audio file, and enough output frames for CTC
+    Checks: a transcript line for every audio file and an audio file for every line, one
+    utterance per id, a non-empty transcript, only alphabet characters, a readable (and,
+    with ``verify_audio``, fully decodable) audio file, and enough output frames for CTC
     (``ceil(feature_frames / output_stride)`` at least the transcript length plus one per
-    repeated letter).
+    repeated letter). Symbolic links to folders are followed (each folder once); folders
+    that cannot be listed are reported. Transcripts may start with a UTF-8 byte-order mark
+    and separate the id from the text by spaces or tabs.
 
     >>> corpus = read_corpus("LibriSpeech/dev-clean", skip_bad=True)  # doctest: +SKIP
     """
+    root = Path(root)
+    utterances, problems = find_utterances(
+        root, alphabet, output_stride, feature_config, verify_audio
+    )
+    if problems and not skip_bad:
+        raise problems_error(root, problems)
+    if not utterances:
+        raise no_utterances_error(root, problems)
+    return Corpus(root, utterances, problems)
+
+
+def problems_error(root: Path, problems: list[Problem]) -> CorpusError:
+    """One error listing the problems (the first 20, and how many more)."""
+    shown = "\n  ".join(str(p) for p in problems[:20])
+    more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+    return CorpusError(
+        f"{root}: {len(problems)} bad utterance(s) (use --skip-bad / skip_bad=True to "
+        f"leave them out):\n  {shown}{more}"
+    )
+
+
+def no_utterances_error(root: Path, problems: list[Problem]) -> CorpusError:
+    why = f" ({len(problems)} skipped as bad)" if problems else ""
+    return CorpusError(
+        f"{root}: no utterances found{why}: expected LibriSpeech layout "
+        f"(*.trans.txt beside .flac files) or .wav/.flac files with a .txt beside them"
+    )
+
+
+def find_utterances(
+    root: Path,
+    alphabet: Alphabet | None = None,
+    output_stride: int = 2,
+    feature_config: FeatureConfig | None = None,
+    verify_audio: bool = False,
+) -> tuple[list[Utterance], list[Problem]]:
+    """The good utterances under ``root`` (sorted by id) and the problems found, without
+    raising for bad ones (:func:`read_corpus` does)."""
     root = Path(root)
     if not root.is_dir():
         raise CorpusError(f"{root}: corpus folder does not exist")
     alphabet = alphabet or Alphabet()
     fcfg = feature_config or FeatureConfig()
     problems: list[Problem] = []
-    utterances: list[Utterance] = []
+    found: dict[str, list] = {}
     for uid, audio, text, where in _find(root, problems):
+        found.setdefault(uid, []).append((audio, text, where))
+    utterances: list[Utterance] = []
+    for uid, copies in found.items():
+        if len(copies) > 1:  # which copy is right cannot be known: none is used
+            places = [f"{trans} {line}".rstrip(": ") for _, _, (trans, line) in copies]
+            for k, (_, _, (trans, line)) in enumerate(copies):
+                others = "; ".join(p for m, p in enumerate(places) if m != k)
+                problems.append(Problem(trans, f"{line}duplicate id {uid} (also at {others})"))
+            continue
+        audio, text, where = copies[0]
         try:
             utterances.append(
                 _check(uid, audio, text, where, alphabet, output_stride, fcfg, verify_audio)
             )
         except _Bad as bad:
             problems.append(bad.problem)
-    if problems and not skip_bad:
-        shown = "\n  ".join(str(p) for p in problems[:20])
-        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
-        raise CorpusError(
-            f"{root}: {len(problems)} bad utterance(s) (use --skip-bad / skip_bad=True to "
-            f"leave them out):\n  {shown}{more}"
-        )
-    if not utterances:
-        why = f" ({len(problems)} skipped as bad)" if problems else ""
-        raise CorpusError(
-            f"{root}: no utterances found{why}: expected LibriSpeech layout "
-            f"(*.trans.txt beside .flac files) or .wav/.flac files with a .txt beside them"
-        )
     utterances.sort(key=lambda u: u.id)
-    return Corpus(root, utterances, problems)
+    return utterances, problems
+
+
+def _walk(root: Path, problems: list[Problem]):
+    """``(folder, file names)`` under ``root``, sorted, following symbolic links to folders
+    (each real folder once, so link cycles end); unlistable folders become problems."""
+    seen: set[str] = set()
+
+    def unreadable(exc: OSError) -> None:
+        problems.append(Problem(Path(exc.filename), f"unreadable folder ({exc.strerror})"))
+
+    out = []
+    for folder, dirs, files in os.walk(root, onerror=unreadable, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs.sort()
+        out.append((Path(folder), sorted(f for f in files if not f.startswith("."))))
+    return sorted(out)
 
 
 def _find(root: Path, problems: list[Problem]):
@@ -162,19 +220,19 @@ def _find(root: Path, problems: list[Problem]):
 
     Audio without a transcript and transcripts without audio are recorded as problems.
     """
-    files = [p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")]
-    for folder in sorted({p.parent for p in files}):
+    for folder, names in _walk(root, problems):
+        if not names:
+            continue
         audio = {
-            p.stem: p
-            for p in sorted(folder.iterdir())
-            if p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith(".")
+            Path(n).stem: folder / n for n in names if Path(n).suffix.lower() in AUDIO_SUFFIXES
         }
+        transcripts = [folder / n for n in names if n.endswith(TRANS_SUFFIX)]
         listed: set[str] = set()
-        for trans in sorted(folder.glob(f"*{TRANS_SUFFIX}")):
+        for trans in transcripts:
             for lineno, line in enumerate(_read_lines(trans, problems), start=1):
                 if not line.strip():
                     continue
-                uid, _, text = line.strip().partition(" ")
+                uid, text = (line.split(None, 1) + [""])[:2]  # spaces or a tab
                 where = (trans, f"line {lineno}: ")
                 listed.add(uid)
                 if uid not in audio:
@@ -188,22 +246,23 @@ def _find(root: Path, problems: list[Problem]):
             if txt.is_file():
                 lines = _read_lines(txt, problems)
                 yield stem, path, " ".join(lines), (txt, "")
-            elif any(folder.glob(f"*{TRANS_SUFFIX}")):
+            elif transcripts:
                 problems.append(
                     Problem(path, f"no transcript line for {stem} in the folder's *.trans.txt")
                 )
             else:
                 problems.append(Problem(path, f"no transcript ({txt.name} or *.trans.txt)"))
-        for txt in sorted(folder.glob("*.txt")):
-            if txt.name.endswith(TRANS_SUFFIX):
+        for name in names:
+            if not name.endswith(".txt") or name.endswith(TRANS_SUFFIX):
                 continue
+            txt = folder / name
             if not any(txt.with_suffix(s).is_file() for s in AUDIO_SUFFIXES):
                 problems.append(Problem(txt, "transcript has no audio file (.flac or .wav)"))
 
 
 def _read_lines(path: Path, problems: list[Problem]) -> list[str]:
     try:
-        return path.read_text(encoding="utf-8").splitlines()
+        return path.read_text(encoding="utf-8-sig").splitlines()  # a byte-order mark is fine
     except (UnicodeDecodeError, OSError) as exc:
         problems.append(Problem(path, f"unreadable transcript ({exc})"))
         return []

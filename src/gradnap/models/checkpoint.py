@@ -33,8 +33,10 @@ def save_checkpoint(
     feature_config: FeatureConfig,
     train_state: dict | None = None,
     half: bool = False,
+    extra: dict | None = None,
 ) -> Path:
-    """Write ``model`` and its settings to ``path`` atomically; return the path."""
+    """Write ``model`` and its settings to ``path`` atomically; return the path. ``extra``
+    (plain values) is stored beside them (``train --keep-checkpoints``: ``trajectory``)."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
@@ -50,6 +52,7 @@ def save_checkpoint(
     }
     if train_state is not None:
         payload["train_state"] = train_state
+    payload.update(extra or {})
     return atomic_torch_save(payload, path)
 
 

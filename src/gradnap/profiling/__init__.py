@@ -14,9 +14,11 @@ from gradnap.profiling.groupings import (
     Target,
     Word,
 )
+from gradnap.profiling.layout import Layer, LayoutError
 from gradnap.profiling.method import NAP, VARIANTS, GradNAP, NAvAI, Saliency, Sum, Variant
 from gradnap.profiling.result import load_profiles, save_profiles, to_table
 from gradnap.profiling.run import Profiler
+from gradnap.profiling.sensitivity import sensitivities
 from gradnap.profiling.spec import ModelSpec
 from gradnap.profiling.stack import ConvStack
 
@@ -39,11 +41,14 @@ __all__ = [
     "Target",
     "Variant",
     "Word",
+    "Layer",
+    "LayoutError",
     "ModelSpec",
     "ProfileAccumulator",
     "Profiler",
     "load_profiles",
     "profiles",
     "save_profiles",
+    "sensitivities",
     "to_table",
 ]

@@ -12,6 +12,7 @@ all-reduced once at the end.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import time
 from pathlib import Path
@@ -21,8 +22,9 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from gradnap import parallel
-from gradnap.atomic import atomic_write
-from gradnap.audio.features import features
+from gradnap.data.validate import check_limit, utterance_features
+from gradnap.options import check_profile_options
+from gradnap.outputs import write_bytes
 from gradnap.profiling import distributed
 from gradnap.profiling.groupings import needs
 from gradnap.profiling.method import DEFAULT_VARIANTS
@@ -50,8 +52,7 @@ class FeatureDataset(torch.utils.data.Dataset):
         i = self.indices[k]
         utt = self.utterances[i]
         alignment = find_alignment(utt, self.alignments, self.root) if self.need_alignment else None
-        wav, sr = utt.load()
-        return i, features(wav, sr, self.fcfg), utt.speaker, alignment, utt.text
+        return i, utterance_features(utt, self.fcfg), utt.speaker, alignment, utt.text
 
 
 def _identity(item):
@@ -80,8 +81,9 @@ def _save_partial(path: Path, profiler: Profiler, done: list[int], signature: st
         "done": list(done),
         "profiler": profiler.state_dict(),
     }
-    with atomic_write(path, suffix=".tmp") as tmp:
-        torch.save(state, tmp)
+    buffer = io.BytesIO()  # written whole or not at all, also on a full disk
+    torch.save(state, buffer)
+    write_bytes(path, buffer.getbuffer())
 
 
 def _load_partial(path: Path, signature: str) -> dict:
@@ -113,7 +115,7 @@ def corpus_utterances(data, limit: int | None = None) -> tuple[list, Path | None
     if isinstance(data, (str, Path)):
         data = read_corpus(data)
     root = data.root if isinstance(data, Corpus) else None
-    return (list(data)[:limit] if limit else list(data)), root
+    return (list(data)[: check_limit(limit)] if limit is not None else list(data)), root
 
 
 def profiles(
@@ -140,6 +142,7 @@ def profiles(
     out: str | Path | None = None,
     sensitivity: str = "logit",
     top_events: int = 5,
+    max_memory: float = 2e9,
 ) -> xr.DataTree | None:
     """GradNAP, NAvAI and NAP profiles (``variants``) of ``model`` over a corpus.
 
@@ -165,6 +168,7 @@ def profiles(
 
     >>> tree = gradnap.profiles(model, "corpus/", out="p.nc")  # doctest: +SKIP
     """
+    check_profile_options(group_by, batch_events, crop_width, device, limit)
     path = model if isinstance(model, (str, Path)) else None
     if path is not None:
         from gradnap.models.checkpoint import load
@@ -190,12 +194,18 @@ def profiles(
             navai_align=navai_align,
             sensitivity=sensitivity,
             top_events=top_events,
+            max_memory=max_memory,
         )
         partial = partial_path(Path(checkpoint), rank, world) if checkpoint else None
         extra = _run(
             profiler, data, limit, alignments, partial, checkpoint_every, resume, workers,
             progress, rank, world,
         )  # fmt: skip
+        if rank == 0 and not any(h.groups_ for h in profiler.halves_):
+            raise ValueError(
+                f"no profile: {profiler.n_events_} events and none fell in a group of "
+                f"{', '.join(map(str, group_by))} (empty TextGrid tiers?)"
+            )
         result = profiler.result({**extra, **provenance}) if rank == 0 else None
         if out is not None and rank == 0:
             save_profiles(result, out)
@@ -255,9 +265,7 @@ def _run(profiler, data, limit, alignments, partial, checkpoint_every, resume, w
     finished = set(done)
     todo = [i for i in mine if i not in finished]
     need_alignment = needs(profiler.group_by, "alignment")
-    dataset = FeatureDataset(
-        utterances, todo, spec.feature_config, alignments, root, need_alignment
-    )
+    dataset = FeatureDataset(utterances, todo, spec.front_end, alignments, root, need_alignment)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=None, num_workers=workers, collate_fn=_identity
     )

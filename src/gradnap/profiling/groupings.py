@@ -36,8 +36,9 @@ NEEDS = {
 class EventContext:
     """What groupings see of one utterance: ``classes`` (T_out,) the class of every output
     frame (the model's argmax, or the classes given), ``logits`` (K, T_out),
-    ``class_names`` (one per class), ``blank``, ``frame_seconds`` (the time of output frame
-    t is ``t * frame_seconds``; None without a model geometry), and ``speaker``,
+    ``class_names`` (one per class), ``blank``, ``frame_seconds`` and ``frame_offset`` (the
+    time of output frame t is ``frame_offset + t * frame_seconds``,
+    :mod:`gradnap.profiling.timing`), and ``speaker``,
     ``alignment`` (:class:`gradnap.corpus.textgrid.Alignment`), ``transcript`` when
     known. ``points`` maps a layer to its alignment points in seconds, (E,) for the events
     being labelled (filled in for groupings that need ``"alignment_point"``)."""
@@ -52,6 +53,7 @@ class EventContext:
     transcript: str | None = None
     points: dict[str, torch.Tensor] = field(default_factory=dict)
     cache: dict = field(default_factory=dict, repr=False)  # per-frame labels, per grouping
+    frame_offset: float = 0.0  # time of output frame 0 (its receptive-field centre), s
 
     @property
     def n_frames(self) -> int:
@@ -134,7 +136,7 @@ class Phoneme(FrameGrouping):
     coverage = True
 
     def frame_labels(self, ctx):
-        return frame_labels(ctx.alignment.phones, ctx.frame_seconds, ctx.n_frames)
+        return frame_labels(ctx.alignment.phones, ctx.frame_seconds, ctx.n_frames, ctx.frame_offset)
 
 
 class Word(FrameGrouping):
@@ -144,7 +146,7 @@ class Word(FrameGrouping):
     needs = frozenset({"alignment"})
 
     def frame_labels(self, ctx):
-        return frame_labels(ctx.alignment.words, ctx.frame_seconds, ctx.n_frames)
+        return frame_labels(ctx.alignment.words, ctx.frame_seconds, ctx.n_frames, ctx.frame_offset)
 
 
 class Speaker(FrameGrouping):
@@ -204,7 +206,9 @@ class Manner(FrameGrouping):
         return {**out, "sil": "silence", "spn": "silence"}
 
     def frame_labels(self, ctx):
-        phones = frame_labels(ctx.alignment.phones, ctx.frame_seconds, ctx.n_frames)
+        phones = frame_labels(
+            ctx.alignment.phones, ctx.frame_seconds, ctx.n_frames, ctx.frame_offset
+        )
         return [None if p is None else self.table.get(p) for p in phones]
 
 

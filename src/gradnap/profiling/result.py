@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from gradnap.atomic import atomic_write
+from gradnap.outputs import write_netcdf
 from gradnap.profiling.accumulate import ProfileAccumulator
 from gradnap.profiling.align import offsets
 from gradnap.profiling.groupings import split_group
@@ -80,6 +80,8 @@ def build_tree(
             "rank": np.arange(width),
             "offset_ms": ("offset", off * info["frame_ms"], {"units": "ms"}),
         }
+        for cname, (values, attrs) in info.get("neuron_coords", {}).items():
+            coords[cname] = ("neuron", np.asarray(values)[neuron], attrs)
         if "frequency" in info:
             coords["frequency"] = (
                 "neuron",
@@ -102,7 +104,8 @@ def build_tree(
                 },
             )
         if layer in acc.top_:
-            ds = ds.assign(_top_variables(acc, layer, order, info["frame_ms"]))
+            timing = (info["frame_ms"], info.get("time0_ms", 0.0))
+            ds = ds.assign(_top_variables(acc, layer, order, *timing))
             ds["top"] = ("top", np.arange(ds.sizes["top"]), {
                 "long_name": "rank of the event by aligned activation (0: largest)",
             })  # fmt: skip
@@ -114,14 +117,15 @@ def build_tree(
     return xr.DataTree.from_dict({"/": root, **{f"/{k}": v for k, v in children.items()}})
 
 
-def _top_variables(acc, layer: str, order: list[int], frame_ms: float) -> dict:
-    """The layer's top events as result variables over (group, neuron, top)."""
+def _top_variables(acc, layer: str, order: list[int], frame_ms: float, time0_ms=0.0) -> dict:
+    """The layer's top events as result variables over (group, neuron, top); the time of
+    frame ``t`` is ``time0_ms + t * frame_ms``."""
     n = len(acc.groups_)
     top = {f: t[:n].detach().cpu()[order].numpy() for f, t in acc.top_[layer].items()}
     missing = top["utterance"] < 0
     dims = ("group", "neuron", "top")
     value = np.where(missing, np.nan, top["value"]).astype(np.float32)
-    time = np.where(missing, np.nan, top["frame"] * (frame_ms / 1000.0))
+    time = np.where(missing, np.nan, (time0_ms + top["frame"] * frame_ms) / 1000.0)
     what = "X[f, tau_0] (z-normalized log-mel)" if layer == "input" else "A_l[n, tau_l]"
     out = {
         "top_activation": (dims, value, {
@@ -157,11 +161,11 @@ def _split_half(halves, layer: str, groups: list[str], variant: Variant) -> np.n
 
 
 def save_profiles(tree: xr.DataTree, path: str | Path) -> Path:
-    """Write NetCDF (h5netcdf) under a temporary name, then rename into place."""
+    """Write NetCDF (h5netcdf) whole or not at all (:func:`gradnap.outputs.write_netcdf`;
+    a failed write is one :class:`gradnap.outputs.OutputError`)."""
     path = Path(path)
-    with atomic_write(path) as tmp:
-        tree.to_netcdf(tmp, engine="h5netcdf")
-    return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_netcdf(tree, path)
 
 
 def load_profiles(path: str | Path) -> xr.DataTree:

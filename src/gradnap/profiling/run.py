@@ -12,6 +12,7 @@ from gradnap.profiling import sensitivity as backends
 from gradnap.profiling.accumulate import ProfileAccumulator
 from gradnap.profiling.align import align
 from gradnap.profiling.groupings import EventContext, group_name, make_groupings
+from gradnap.profiling.heap import bound_heap
 from gradnap.profiling.method import (
     ALIGNMENTS,
     DEFAULT_VARIANTS,
@@ -83,11 +84,13 @@ class Profiler:
         navai_align="gradient",
         sensitivity="logit",
         top_events=5,
+        max_memory=backends.DEFAULT_MAX_MEMORY,
     ):
         self.spec = spec
         self.layers = layers
         self.group_by = group_by
         self.backend = backend
+        self.max_memory = max_memory
         self.crop_width = crop_width
         self.device = device
         self.batch_events = batch_events
@@ -148,6 +151,7 @@ class Profiler:
         self.utterances_ = 0
         spec.model.to(self.device_).eval()
         self.backend_ = backend
+        bound_heap()  # per-batch blocks fragmented the C heap on long files (heap.py)
 
     def _accumulator(self, state: dict | None = None) -> ProfileAccumulator:
         args = (needed_sums(self.variants_), self.neurons, int(self.top_events), self.top_layers_)
@@ -164,10 +168,10 @@ class Profiler:
         if isinstance(w, int):
             return w
         g = self.spec.geometry
-        if g is None:
-            raise ValueError("without a model geometry, give crop_width as an int per layer")
         if w == "support":
-            return g.support_width(layer)
+            return self.spec.crop_frames(layer)
+        if g is None:
+            raise ValueError("crop_width='receptive_field' needs a conv geometry")
         if w == "receptive_field":
             top = len(g.layer_names) - 1
             return -(-g.receptive_field(top) // g.stride(layer))
@@ -213,11 +217,12 @@ class Profiler:
             if self.backend_ == "fast":
                 record = spec.stack.forward_record(x)
                 full = dict(zip(spec.layer_names, record[0]))
+                logits = record[0][-1]
             else:
                 record = None
                 logits, acts = spec.forward_with_activations(x)
                 full = {"input": x[0], **{n: a[0] for n, a in acts.items()}}
-        logits = full[spec.layer_names[-1]]
+                logits = logits[0]  # events always come from the model's output
         pred = logits.argmax(0)
         n_out = logits.shape[1]
         if classes is not None:
@@ -229,10 +234,11 @@ class Profiler:
             logits,
             list(spec.labels),
             spec.blank,
-            spec.hop_seconds * spec.output_stride if spec.geometry else None,
+            spec.output_timing.frame_seconds,
             speaker,
             alignment,
             transcript,
+            frame_offset=spec.output_timing.offset_seconds,
         )
         for grouping in self.groupings_:
             grouping.check(ctx)
@@ -251,7 +257,11 @@ class Profiler:
         }[self.backend_]
         index = self.utterances_ if index is None else int(index)
         acc = self.halves_[index % 2]
-        for chunk in torch.split(events, self.batch_events_) if len(events) else ():
+        step = self.batch_events_
+        if self.backend_ != "fast":  # whole-utterance gradients: bounded by max_memory
+            shapes = [full[n].shape for n in self.layers_]
+            step = min(step, backends.events_per_batch(shapes, self.max_memory))
+        for chunk in torch.split(events, step) if len(events) else ():
             c = pred[chunk]
             kwargs = {"record": record} if self.backend_ == "fast" else {}
             if self.sensitivity != "logit":  # backends of the plain signature need not know
@@ -278,7 +288,7 @@ class Profiler:
         """Each event's group names, one per grouping that labels it."""
         if any("alignment_point" in g.needs for g in self.groupings_):
             ctx.points = {
-                name: c.tau().to(torch.float64) * self._frame_seconds(name)
+                name: self.spec.timing[name].time(c.tau().to(torch.float64))
                 for name, c in crops.items()
             }
         frames = frames.tolist()
@@ -291,14 +301,15 @@ class Profiler:
     def _frame_seconds(self, layer: str) -> float:
         """Seconds per frame of a layer."""
         spec = self.spec
-        return spec.hop_seconds * (spec.geometry.stride(layer) if spec.geometry else 1)
+        return spec.frame_seconds(layer)
 
     def _count_coverage(self, alignment, event_frames: set[int], n_out: int) -> None:
         from gradnap.profiling.events import span_frames
 
-        frame_s = self.spec.hop_seconds * self.spec.output_stride
+        timing = self.spec.output_timing
         for label, start, end in alignment.phones:
-            hit = any(t in event_frames for t in span_frames(start, end, frame_s, n_out))
+            frames = span_frames(start, end, timing.frame_seconds, n_out, timing.offset_seconds)
+            hit = any(t in event_frames for t in frames)
             self.coverage_[label][0 if hit else 1] += 1
 
     def merge(self, other: Profiler) -> Profiler:
@@ -374,6 +385,9 @@ class Profiler:
             "navai_align": self.navai_align,
             "sensitivity_from": self.sensitivity,
             "top_events": int(self.top_events),
+            "logits": self.spec.description.get("sensitivity_from", "logit"),
+            "model_spec": self.spec.config(),
+            "max_memory": self.max_memory,
             "blank_events": self.include_blank,
             "utterances": self.utterances_,
             "events": self.n_events_,
@@ -386,11 +400,20 @@ class Profiler:
         spec = self.spec
         info = {}
         for name in self.layers_:
-            info[name] = {"frame_ms": 1000 * self._frame_seconds(name)}
+            info[name] = {
+                "frame_ms": 1000 * self._frame_seconds(name),
+                "time0_ms": 1000 * spec.timing[name].offset_seconds,  # time of frame 0
+            }
             if name in (self.neurons or {}):
                 info[name]["neurons"] = list(self.neurons[name])
-            if name == "input" and spec.feature_config is not None:
-                info[name]["frequency"] = spec.feature_config.mel_frequencies()
+            if name in spec.neuron_coords:
+                info[name]["neuron_coords"] = spec.neuron_coords[name]
+            if name == "input":  # mel Hz, MFCC index: what the front end says
+                coords = dict(spec.front_end.coords())
+                if "frequency" in coords:
+                    info[name]["frequency"] = coords.pop("frequency")[0]
+                if coords:
+                    info[name]["neuron_coords"] = coords
         return build_tree(
             self.acc_,
             info,
@@ -406,4 +429,6 @@ def as_spec(model) -> ModelSpec:
         return model
     if hasattr(model, "geometry") and hasattr(model, "layers"):
         return ModelSpec.from_wav2letter(model)
+    if type(model).__name__.endswith("ForCTC"):  # transformers
+        return ModelSpec.from_huggingface(model)
     raise TypeError("pass a Wav2Letter model or a gradnap.ModelSpec describing your model")

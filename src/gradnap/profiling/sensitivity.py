@@ -15,8 +15,10 @@ utterance) and where that window starts.
   window (Wav2Letter's conv1: 48 taps, and the 7-tap layers over windows of 32-68 frames),
   the transposed convolution is done as a product of spectra (:func:`conv_transpose_fft`,
   the same linear map, exact up to float32 rounding like the direct one).
-- :func:`generic`: any model, batched autograd (``is_grads_batched``) over the full
-  utterance, then cropped to the windows when the geometry is known.
+- :func:`generic`: any model, one backward per event through one forward's graph, over the
+  full utterance; cropped to the support windows only where a conv geometry bounds them.
+
+:func:`sensitivities` is the public entry point (events from the model's own predictions).
 """
 
 from __future__ import annotations
@@ -108,29 +110,99 @@ def generic(
     layers: list[str],
     sensitivity: str = "logit",
 ) -> dict[str, Window]:
-    """Batched autograd for any model: one vector-Jacobian product per event, vectorized."""
+    """Any model: one forward, then one backward per event through the kept graph.
+
+    Batching whole backward passes (``is_grads_batched``, ``vmap``, copies of the input) was
+    measured slower on a CPU (docs: generic-path notes): same work, more memory. The
+    gradients are over the whole utterance (a layer of unbounded support is never cropped by
+    a conv geometry), so the caller bounds the events per call by memory
+    (:func:`events_per_batch`)."""
     x = x.detach().clone().requires_grad_(True)
     with torch.enable_grad():
         logits, tensors = _forward(spec, x, layers)
         logits = _output(logits, sensitivity)
-        onehots = torch.zeros((len(t),) + tuple(logits.shape), device=x.device, dtype=logits.dtype)
-        onehots[torch.arange(len(t)), 0, c, t] = 1
-        grads = torch.autograd.grad(
-            logits, tensors, grad_outputs=onehots, is_grads_batched=True, allow_unused=True
-        )
-    full = {
-        n: (
-            torch.zeros((len(t),) + tuple(ten.shape[1:]), device=x.device) if g is None else g[:, 0]
-        )
-        for n, g, ten in zip(layers, grads, tensors)
-    }
+        full = {
+            n: ten.new_zeros((len(t),) + tuple(ten.shape[1:])) for n, ten in zip(layers, tensors)
+        }
+        for e, (tt, cc) in enumerate(zip(t.tolist(), c.tolist())):
+            grads = torch.autograd.grad(
+                logits[0, cc, tt], tensors, retain_graph=True, allow_unused=True
+            )
+            for n, g in zip(layers, grads):
+                if g is not None:
+                    full[n][e] = g[0]
     return _crop_full(spec, full, t, x.shape[-1])
+
+
+DEFAULT_MAX_MEMORY = 2e9
+
+
+def events_per_batch(shapes, max_memory: float = DEFAULT_MAX_MEMORY) -> int:
+    """Events whose whole-utterance gradients (float32, every layer of ``shapes``, each
+    ``(C_l, T_l)``) fit in ``max_memory`` bytes, with room for the alignment's copies (x2)."""
+    per_event = sum(4 * int(torch.Size(s).numel()) for s in shapes) * 2
+    return max(1, int(max_memory // max(per_event, 1)))
+
+
+def sensitivities(
+    spec: ModelSpec,
+    x: torch.Tensor,
+    t=None,
+    c=None,
+    layers=None,
+    backend: str = "auto",
+    max_memory: float = DEFAULT_MAX_MEMORY,
+) -> dict[str, Window]:
+    """Per-event sensitivities ``G_l = dY[c_e, t_e] / dA_l`` without profiling.
+
+    ``x``: the model input ``(C, T)`` or ``(1, C, T)`` (what ``spec.front_end`` returns);
+    ``t``: output frames (default: every frame whose predicted class is not the blank);
+    ``c``: their classes (default: the predicted ones); ``layers``: names (default all).
+    ``backend``: ``"fast"`` (conv stacks), ``"generic"``, ``"reference"`` or ``"auto"``.
+    Returns ``{layer: Window}``: ``values`` ``(E, C_l, W)`` over frames
+    ``start[e] .. start[e] + W - 1`` of that layer (the whole utterance where the support is
+    unbounded).
+
+    >>> g = gradnap.sensitivities(spec, spec.front_end(wav, 16000))  # doctest: +SKIP
+    >>> g["input"].values.shape                                      # doctest: +SKIP
+    """
+    layers = spec.check_layers(layers)
+    x = x[None] if x.dim() == 2 else x
+    if backend == "auto":
+        backend = "fast" if spec.stack is not None else "generic"
+    compute = {"fast": fast, "generic": generic, "reference": reference}[backend]
+    cache = spec.__dict__.setdefault("_shapes", {})  # layer shapes per input shape
+    if t is None or c is None or tuple(x.shape) not in cache:
+        with torch.no_grad():
+            logits, acts = spec.forward_with_activations(x)
+        cache.clear()
+        cache[tuple(x.shape)] = {n: a.shape[1:] for n, a in acts.items()}
+        pred = logits[0].argmax(0)
+        t = torch.nonzero(pred != spec.blank).flatten() if t is None else torch.as_tensor(t)
+        c = pred[t] if c is None else torch.as_tensor(c)
+    t, c = torch.as_tensor(t), torch.as_tensor(c)
+    known = cache[tuple(x.shape)]
+    shapes = [x.shape[1:] if n == "input" else known[n] for n in layers]
+    step = len(t) if backend == "fast" else events_per_batch(shapes, max_memory)
+    parts = [
+        compute(spec, x, t[i : i + step], c[i : i + step], layers)
+        for i in range(0, max(len(t), 1), max(step, 1))
+    ]
+    return {
+        n: Window(torch.cat([p[n].values for p in parts]), torch.cat([p[n].start for p in parts]))
+        for n in layers
+    }
 
 
 def _crop_full(spec, full, t, t_in):
     out = {}
     for name, g in full.items():
-        if spec.geometry is None:
+        timing = spec.timing.get(name)
+        if (
+            spec.geometry is None
+            or name not in spec.geometry.layer_names
+            or not (timing is None or timing.bounded)
+        ):  # unbounded support: never cropped by a conv geometry
             out[name] = Window(g, torch.zeros(len(t), dtype=torch.long, device=g.device))
             continue
         start = _support_start(spec, name, t, t_in)
@@ -203,6 +275,11 @@ def conv_transpose_one_frame(g: torch.Tensor, w: torch.Tensor, block: int = 256)
     return out.reshape(len(g), w.shape[1], w.shape[2])
 
 
+# The gradients are computed here, not by autograd: without no_grad the transposed
+# convolutions with the weights (which require grad) recorded a graph, and the accumulator's
+# in-place sums chained every utterance's graph, holding all its tensors (~60 MB an
+# utterance with the bundled model).
+@torch.no_grad()
 def fast(
     spec: ModelSpec,
     x: torch.Tensor,
@@ -243,7 +320,15 @@ def fast(
         if derivs[m] is not None:  # dY/dZ_m = dY/dA_m * activation'(Z_m)
             g = g * gather_window(derivs[m], start, g.shape[-1])
         w = layer.conv.weight
-        if use_fft(layer, g.shape[-1]) if fft is None else fft:
+        if layer.conv.groups > 1:  # grouped / depthwise: direct, per group
+            g = F.conv_transpose1d(
+                g,
+                w,
+                stride=layer.spec.stride,
+                dilation=layer.spec.dilation,
+                groups=layer.conv.groups,
+            )
+        elif use_fft(layer, g.shape[-1]) if fft is None else fft:
             g = conv_transpose_fft(g, layer)
         elif g.shape[-1] == 1 and layer.spec.dilation == 1 and layer.spec.kernel > 1:
             g = conv_transpose_one_frame(g, w)

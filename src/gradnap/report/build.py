@@ -25,9 +25,11 @@ from gradnap.analysis.featurevis import sonify, visualize_group
 from gradnap.analysis.responsiveness import top_neurons
 from gradnap.atomic import atomic_write, write_text
 from gradnap.profiling.groupings import group_coords
-from gradnap.viz import figures
+from gradnap.report import heatmaps
+from gradnap.report.drawing import TREE, Drawer, LayerRef
 
 PAPER_PHONEMES = ("AA", "AE", "IY", "T")
+VARIANT_LABELS = {"gradnap": "GradNAP", "navai": "NAvAI", "saliency": "saliency-adjusted"}
 
 
 @dataclass
@@ -40,7 +42,8 @@ class ReportOptions:
     ``min_count``: groups with fewer events are left out of the clustering and marked;
     ``max_groups``: per grouping, only the groups with the most events get their own
     profile images on the layer pages (words can number thousands; the rest are listed);
-    ``featvis_steps``, ``featvis_lr``, ``seed``: the input optimization.
+    ``featvis_steps``, ``featvis_lr``, ``seed``: the input optimization; ``workers``:
+    processes that draw the figures (default: one per CPU).
     """
 
     groups: list[str] | None = None
@@ -51,6 +54,7 @@ class ReportOptions:
     featvis_lr: float = 0.1
     seed: int = 0
     dendrogram_percentile: float = 75
+    workers: int | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -83,6 +87,8 @@ def build_report(
 ) -> Path:
     """Write the report for ``tree`` into ``out``; returns the path of ``index.html``.
 
+    A trajectory (a result with a ``step`` dimension, from ``gradnap dynamics``) gets a
+    dynamics page; its layer pages show the final step.
     ``model`` (a :class:`gradnap.ModelSpec` or Wav2Letter) enables the optimal inputs;
     ``sanity`` is the table of :func:`gradnap.analysis.cascading_randomization`; ``stats``
     (:class:`gradnap.FeatureStats`) sets the loudness of the optimal inputs' audio.
@@ -92,6 +98,9 @@ def build_report(
 
     opt = options or ReportOptions()
     out = Path(out)
+    trajectory = tree if "step" in tree.dims else None
+    if trajectory is not None:
+        tree = trajectory.isel(step=-1)
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     config = config_of(tree)
@@ -114,12 +123,60 @@ def build_report(
     steps = len(layers) + 3
     bar = tqdm(total=steps, desc="report", unit="step", disable=not progress)
 
+    drawer = Drawer(tree, opt.workers)  # matplotlib figures and heatmaps, in parallel
+    try:
+        index = _write_pages(
+            tree,
+            out,
+            opt,
+            config,
+            layers,
+            groups,
+            omitted,
+            counts,
+            chosen,
+            spec,
+            stats,
+            sanity,
+            drawer,
+            bar,
+            grouping_of,
+            label_of,
+        )
+    finally:
+        drawer.close()
+    if trajectory is not None:
+        _write_dynamics(trajectory, out, opt)
+    bar.update()
+    bar.close()
+    return index
+
+
+def _write_pages(
+    tree,
+    out,
+    opt,
+    config,
+    layers,
+    groups,
+    omitted,
+    counts,
+    chosen,
+    spec,
+    stats,
+    sanity,
+    drawer,
+    bar,
+    grouping_of,
+    label_of,
+):
+    fig_dir = out / "figures"
     # representation power (Figure 4) and its table
     groupings = [g for g in ("grapheme", "phoneme") if any(grouping_of[x] == g for x in groups)]
     power = representation_power(tree, groupings, min_count=opt.min_count) if groupings else None
     figs = {}
     if power is not None:
-        figures.save_figure(figures.silhouette_plot(power), fig_dir, "silhouette_per_layer")
+        drawer.figure("silhouette_plot", power, out_dir=fig_dir, stem="silhouette_per_layer")
         table = fig_dir / "representation_power.nc"
         with atomic_write(table) as tmp:
             power.to_netcdf(tmp, engine="h5netcdf")
@@ -135,14 +192,14 @@ def build_report(
         paper = [f"phoneme:{p}" for p in PAPER_PHONEMES if f"phoneme:{p}" in counts]
         if paper:
             stem = "input_profiles_" + "_".join(label_of[p] for p in paper)
-            ds = tree["input"].to_dataset()
-            figures.save_figure(figures.input_profiles(ds, paper), fig_dir, stem)
+            drawer.figure("input_profiles", LayerRef("input"), paper, out_dir=fig_dir, stem=stem)
             figs["paper_input"] = f"figures/{stem}.png"
     bar.update()
 
     clustered = {g for grouping in groupings for g in groups_of(tree, grouping, opt.min_count)[0]}
     featvis_layers = opt.featvis_layers or _default_featvis_layers(layers, spec)
     layer_pages = []
+    heatmaps.write_colorbar(fig_dir / "colorbar.png")
     for layer in layers:
         ds = tree[layer].to_dataset()
         layer_pages.append(
@@ -160,6 +217,7 @@ def build_report(
                 stats,
                 out,
                 power,
+                drawer,
             )
         )
         bar.update()
@@ -180,18 +238,30 @@ def build_report(
         sanity_attrs=sanity.attrs if sanity is not None else {},
         min_count=opt.min_count,
         max_groups=opt.max_groups,
+        dynamics="step" in tree.coords,
     )
     for page in layer_pages:
         html = env.get_template("layer.html.j2").render(
             page=page, layers=layer_pages, min_count=opt.min_count
         )
         _write_text(out / page["file"], html)
-    _write_text(out / "style.css", env.get_template("style.css").render())
+    for name in ("style.css", "picker.js"):  # static: copied, not rendered (autoescape)
+        _write_text(out / name, env.loader.get_source(env, name)[0])
     index_path = out / "index.html"
     _write_text(index_path, index)
-    bar.update()
-    bar.close()
     return index_path
+
+
+def _write_dynamics(trajectory, out, opt):
+    from gradnap.report.dynamics import dynamics_page
+
+    env = Environment(loader=PackageLoader("gradnap.report"), autoescape=True)
+    page = dynamics_page(trajectory, out, opt.min_count)
+    layers = [{"name": n, "file": f"layer-{slug(n)}.html"} for n in trajectory.children]
+    html = env.get_template("dynamics.html.j2").render(
+        page=page, layers=layers, min_count=opt.min_count
+    )
+    _write_text(out / "dynamics.html", html)
 
 
 def _shown_groups(groups, grouping_of, counts, max_groups):
@@ -218,7 +288,20 @@ def _default_featvis_layers(layers, spec):
 
 
 def _layer_page(
-    tree, ds, layer, groups, counts, clustered, chosen, featvis_layers, spec, opt, stats, out, power
+    tree,
+    ds,
+    layer,
+    groups,
+    counts,
+    clustered,
+    chosen,
+    featvis_layers,
+    spec,
+    opt,
+    stats,
+    out,
+    power,
+    drawer,
 ):
     fig_dir = out / "figures"
     page = {"name": layer, "file": f"layer-{slug(layer)}.html", "groups": [], "dendrograms": []}
@@ -226,14 +309,19 @@ def _layer_page(
     page["width"] = int(ds.sizes["offset"])
     page["frame_ms"] = float(ds.attrs.get("frame_ms", 0))
     for grouping in ("grapheme", "phoneme"):
-        try:
-            fig = figures.dendrogram(
-                tree, layer, grouping, opt.dendrogram_percentile, min_count=opt.min_count
-            )
-        except ValueError:
-            continue
+        if len(groups_of(tree, grouping, opt.min_count)[0]) < 3:
+            continue  # too few groups to cluster
         stem = f"dendrogram_{slug(layer)}_{grouping}"
-        figures.save_figure(fig, fig_dir, stem)
+        drawer.figure(
+            "dendrogram",
+            TREE,
+            layer,
+            grouping,
+            opt.dendrogram_percentile,
+            min_count=opt.min_count,
+            out_dir=fig_dir,
+            stem=stem,
+        )
         page["dendrograms"].append({"grouping": grouping, "src": f"figures/{stem}.png"})
     if power is not None:
         page["silhouette"] = [
@@ -247,6 +335,9 @@ def _layer_page(
     r_half = ds["split_half_r"] if "split_half_r" in ds else None
     sub = out / "figures" / slug(layer)
     sub.mkdir(parents=True, exist_ok=True)
+    freq = ds["frequency"].values if "frequency" in ds.coords else None
+    page["layout"] = heatmaps.layout(ds.sizes["neuron"], ds["offset_ms"].values, freq)
+    to_draw = []
     for g in groups:
         n = counts[g]
         entry = {
@@ -260,40 +351,34 @@ def _layer_page(
         if n == 0:
             page["groups"].append(entry)
             continue
-        if layer == "input":
-            stem = f"input_{slug(g)}"
-            shown = sorted(_aligned_profiles(ds), key=lambda v: v != "navai")  # NAvAI first
-            fig = figures.input_profiles(ds, [g], variables=shown)
-            figures.save_figure(fig, sub, stem, formats=("png",))
+        for var in _aligned_profiles(ds):
+            label = VARIANT_LABELS.get(var, var)
+            name = f"{var}_{slug(g)}.png"
+            values = ds[var].sel(group=g).values
+            finite = values[np.isfinite(values)]
+            to_draw.append((g, var, sub / name))
             entry["images"].append(
-                {"src": f"figures/{slug(layer)}/{stem}.png", "alt": f"{g} {' and '.join(shown)}"}
+                {
+                    "src": f"figures/{slug(layer)}/{name}",
+                    "alt": f"{g} {label} in {layer}",
+                    "label": label,
+                    "vmax": f"{float(np.abs(finite).max()) if finite.size else 0.0:.3g}",
+                }
             )
-        else:
-            for var in _aligned_profiles(ds):
-                name = f"{var}_{slug(g)}.png"
-                figures.heatmap_png(ds[var].sel(group=g).values, sub / name)
-                entry["images"].append(
-                    {
-                        "src": f"figures/{slug(layer)}/{name}",
-                        "alt": f"{g} {var}",
-                        "heatmap": True,
-                        "label": var,
-                    }
-                )
         top = top_neurons(ds, g, 5)
         entry["top"] = [
             (int(k), f"{float(r):.4g}") for k, r in zip(top["neuron"].values, top.values)
         ]
         if g in chosen and ds.sizes["offset"] > 1:
             stem = f"action_potentials_{slug(layer)}_{slug(g)}"
-            figures.save_figure(figures.action_potentials(ds, g), fig_dir, stem)
+            drawer.figure("action_potentials", LayerRef(layer), g, out_dir=fig_dir, stem=stem)
             entry["action"] = f"figures/{stem}.png"
             if spec is not None and layer in featvis_layers:
                 x = visualize_group(
                     spec, ds, layer, g, steps=opt.featvis_steps, lr=opt.featvis_lr, seed=opt.seed
                 )
                 stem = f"optimal_input_{slug(layer)}_{slug(g)}"
-                figures.save_figure(figures.optimal_input_figure(x), fig_dir, stem)
+                drawer.figure("optimal_input_figure", x, out_dir=fig_dir, stem=stem)
                 if spec.feature_config is not None:
                     wav = sonify(x.values, spec.feature_config, stats)
                     with atomic_write(fig_dir / f"{stem}.wav") as tmp:
@@ -305,6 +390,7 @@ def _layer_page(
                     f"objective {hist[0]:.3g} -> {hist[-1]:.3g} in {len(hist) - 1} Adam steps"
                 )
         page["groups"].append(entry)
+    drawer.heatmaps(layer, to_draw, page["layout"])
     return page
 
 

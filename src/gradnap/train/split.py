@@ -4,21 +4,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gradnap.data.corpus import Corpus, read_corpus
+from gradnap.data.corpus import Corpus
+from gradnap.data.validate import read_checked
 
 
 def train_dev_split(
-    corpus: str | Path, dev: str | Path | None = None, skip_bad: bool = False, dev_fraction=0.1
+    corpus: str | Path,
+    dev: str | Path | None = None,
+    skip_bad: bool = False,
+    dev_fraction=0.1,
+    progress: bool = False,
 ) -> tuple[Corpus, Corpus]:
     """The training and dev sets of a corpus folder: ``dev`` (another folder) when given;
     else the corpus's ``train/`` and ``dev/`` folders when it has both; else a fixed split
     by a hash of the utterance ids (``dev_fraction`` of them for dev,
-    :meth:`Corpus.split`). ``skip_bad`` as in :func:`gradnap.read_corpus` (raises
+    :meth:`Corpus.split`). Every utterance is checked (:func:`gradnap.data.validate.
+    read_checked`: audio decoded in full); ``skip_bad`` as there (raises
     :class:`gradnap.CorpusError` otherwise).
 
     >>> train_set, dev_set = train_dev_split("synth/")  # doctest: +SKIP
     """
     corpus = Path(corpus)
+
+    def read_corpus(path, skip_bad):
+        return read_checked(path, skip_bad=skip_bad, progress=progress)
+
     if dev is not None:
         return read_corpus(corpus, skip_bad=skip_bad), read_corpus(dev, skip_bad=skip_bad)
     if (corpus / "train").is_dir() and (corpus / "dev").is_dir():

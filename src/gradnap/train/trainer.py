@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,7 @@ class TrainConfig:
     spec_augment: bool = False
     lr_schedule: str = "constant"  # or "cosine": decays to 0 over all epochs
     amp: bool = False  # mixed precision: bfloat16 autocast on CPU, float16 + scaling on CUDA
+    keep_checkpoints: int = 0  # models kept at steps spaced in log(step) (gradnap.train.keep)
 
 
 @dataclass
@@ -68,6 +70,7 @@ def train(
     progress: bool = True,
     log=print,
     device: str = "cpu",
+    given: Collection[str] | None = None,
 ) -> Wav2Letter:
     """Train a Wav2Letter on ``train_set``; checkpoints go to ``out`` (atomically).
 
@@ -77,6 +80,11 @@ def train(
     ``cuda``. Under ``torchrun`` (``WORLD_SIZE`` > 1) the model is wrapped in
     DistributedDataParallel and every batch is split across the ranks; rank 0 writes the
     checkpoints and evaluates. Returns the model.
+
+    When resuming, the settings are the checkpoint's: ``config`` may change ``epochs``,
+    ``max_steps`` and ``checkpoint_every``; any other field named in ``given`` (default:
+    the fields where ``config`` differs from :class:`TrainConfig`'s defaults) must equal
+    the checkpoint's, else :class:`CheckpointError`.
     """
     from gradnap import parallel
 
@@ -94,9 +102,7 @@ def train(
         if "train_state" not in payload:
             raise CheckpointError(f"{out}: has no training state to resume from")
         ts = payload["train_state"]
-        cfg = TrainConfig(
-            **{**asdict(cfg), **ts["config"], "epochs": cfg.epochs, "max_steps": cfg.max_steps}
-        )
+        cfg = resumed_config(ts["config"], cfg, given, out)
         model = model_from_checkpoint(payload, out)
         alphabet, fcfg = model.alphabet, model.feature_config
         state = TrainState(**ts["state"])
@@ -140,6 +146,7 @@ def train(
     max_frames = int(cfg.batch_seconds / fcfg.hop_seconds)
     ctc = torch.nn.CTCLoss(blank=alphabet.blank, zero_infinity=True)
     model.train()
+    keep = _Keeper(cfg, out, lengths, max_frames, alphabet, fcfg, dev_set, rank, progress)
     while state.epoch < cfg.epochs:
         plan = length_batches(lengths, max_frames, cfg.seed, state.epoch, cfg.max_batch)
         bar = tqdm(
@@ -187,6 +194,7 @@ def train(
                 loss=f"{loss.item():.3f}", audio=f"{audio_s / (time.perf_counter() - t0):.0f}s/s"
             )
             bar.update()
+            keep.maybe(model, state, len(plan))
             if cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0:
                 checkpoint()
         bar.close()
@@ -196,18 +204,87 @@ def train(
             "train_loss": state.loss_sum / max(state.loss_count, 1),
         }
         if dev_set is not None and len(dev_set) and rank == 0:
-            copy = Wav2Letter(model.config)
-            copy.load_state_dict({k: v.cpu() for k, v in model.state_dict().items()})
-            ev = evaluate(copy, list(dev_set), alphabet, fcfg, beam_width=None, progress=progress)
-            record["dev_cer"] = ev.scores()["greedy"]["cer"]
+            record["dev_cer"] = _dev_cer(model, dev_set, alphabet, fcfg, progress)
         state.history.append(record)
         log(json.dumps(record))
         state.epoch += 1
         state.batch, state.loss_sum, state.loss_count = 0, 0.0, 0
         checkpoint()
+    keep.finish(model, state)
     if is_dist:
         torch.distributed.barrier()
     return model.cpu().eval()
+
+
+RESUMABLE = ("epochs", "max_steps", "checkpoint_every", "keep_checkpoints")  # may change on resume
+
+
+def resumed_config(
+    stored: dict, config: TrainConfig, given: Collection[str] | None = None, where=""
+) -> TrainConfig:
+    """The checkpoint's settings ``stored`` with ``config``'s :data:`RESUMABLE` fields;
+    a field in ``given`` (default: where ``config`` differs from the defaults) that differs
+    from ``stored`` is refused."""
+    asked, defaults = asdict(config), asdict(TrainConfig())
+    if given is None:
+        given = [k for k, v in asked.items() if v != defaults[k]]
+    changed = [
+        f"--{k.replace('_', '-')} {asked[k]} (the checkpoint has {stored.get(k)})"
+        for k in given
+        if k in asked and k not in RESUMABLE and asked[k] != stored.get(k)
+    ]
+    if changed:
+        raise CheckpointError(
+            f"{where}: training settings cannot change on --resume: {', '.join(changed)}; "
+            "only --epochs, --max-steps and --checkpoint-every can (or train into a new --out)"
+        )
+    return TrainConfig(**{**defaults, **stored, **{k: asked[k] for k in RESUMABLE}})
+
+
+def _dev_cer(model, dev_set, alphabet, fcfg, progress) -> float:
+    copy = Wav2Letter(model.config)
+    copy.load_state_dict({k: v.cpu() for k, v in model.state_dict().items()})
+    ev = evaluate(copy, list(dev_set), alphabet, fcfg, beam_width=None, progress=progress)
+    return ev.scores()["greedy"]["cer"]
+
+
+class _Keeper:
+    """Keeps ``cfg.keep_checkpoints`` models at steps spaced in log(step) over the planned
+    run (``max_steps``, else the epochs' batches), each with its dev CER."""
+
+    def __init__(self, cfg, out, lengths, max_frames, alphabet, fcfg, dev_set, rank, progress):
+        from gradnap.train.keep import kept_steps
+
+        total = cfg.epochs * len(length_batches(lengths, max_frames, cfg.seed, 0, cfg.max_batch))
+        if cfg.max_steps is not None:
+            total = min(total, cfg.max_steps)
+        self.steps = set(kept_steps(total, cfg.keep_checkpoints)) if rank == 0 else set()
+        self.out, self.alphabet, self.fcfg = out, alphabet, fcfg
+        self.dev_set, self.progress = dev_set, progress
+
+    def maybe(self, model, state, batches: int) -> None:
+        from gradnap.train.keep import save_kept
+
+        if state.step not in self.steps:
+            return
+        cer = float("nan")
+        if self.dev_set is not None and len(self.dev_set):
+            cer = _dev_cer(model, self.dev_set, self.alphabet, self.fcfg, False)
+        epoch = state.epoch + state.batch / max(batches, 1)
+        save_kept(self.out, model, self.alphabet, self.fcfg, state.step, epoch, cer)
+
+    def finish(self, model, state) -> None:
+        """The last step is always kept (epochs can differ by a batch from the plan); the
+        latest other kept model makes way for it when all N are there."""
+        from gradnap.train.keep import keep_dir, keep_path
+
+        if not self.steps or keep_path(self.out, state.step).exists():
+            return
+        kept = sorted(keep_dir(self.out).glob("step-*.pt"))
+        if len(kept) >= len(self.steps):
+            kept[-1].unlink()
+        self.steps.add(state.step)
+        self.maybe(model, state, 1)
 
 
 def _learning_rate(cfg: TrainConfig, step: int, total_steps: int) -> float:
