@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from gradnap.analysis.clustering import groups_of, representation_power
 from gradnap.analysis.featurevis import sonify, visualize_group
+from gradnap.analysis.listen import Listener
 from gradnap.analysis.responsiveness import top_neurons
 from gradnap.atomic import atomic_write, write_text
 from gradnap.profiling.groupings import group_coords
@@ -333,6 +334,7 @@ def _layer_page(
             for g in power["grouping"].values
         ]
     r_half = ds["split_half_r"] if "split_half_r" in ds else None
+    listener = None
     sub = out / "figures" / slug(layer)
     sub.mkdir(parents=True, exist_ok=True)
     freq = ds["frequency"].values if "frequency" in ds.coords else None
@@ -373,6 +375,11 @@ def _layer_page(
             stem = f"action_potentials_{slug(layer)}_{slug(g)}"
             drawer.figure("action_potentials", LayerRef(layer), g, out_dir=fig_dir, stem=stem)
             entry["action"] = f"figures/{stem}.png"
+            if listener is None:
+                listener = Listener(tree)
+            entry["listen"], entry["listen_note"] = _listen_entries(
+                listener, ds, layer, g, top["neuron"].values, fig_dir
+            )
             if spec is not None and layer in featvis_layers:
                 x = visualize_group(
                     spec, ds, layer, g, steps=opt.featvis_steps, lr=opt.featvis_lr, seed=opt.seed
@@ -439,3 +446,38 @@ def _sanity_rows(sanity):
             }
         )
     return tables
+
+
+def _listen_entries(listener, ds, layer, group, neurons, fig_dir: Path) -> tuple[list, str]:
+    """'What does this neuron listen to': per top neuron of ``group``, its top events'
+    clips (WAV, each (utterance, time) written once) and mean aligned log-mel (PNG)."""
+    if "top_utterance" not in ds:
+        return [], ""
+    sub = fig_dir / "listen" / slug(layer)
+    sub.mkdir(parents=True, exist_ok=True)
+    entries = []
+    try:
+        for n in neurons:
+            heard = listener.neuron(layer, group, int(n))
+            clips = []
+            for c in heard.clips:
+                name = f"{slug(c.utterance)}_{round(c.time * 1000)}ms.wav"
+                if not (fig_dir / "listen" / name).exists():
+                    with atomic_write(fig_dir / "listen" / name) as tmp:
+                        sf.write(tmp, c.audio, c.sample_rate, format="WAV")
+                clips.append(
+                    {"src": f"figures/listen/{name}", "utterance": c.utterance,
+                     "time": f"{c.time:.2f}", "activation": f"{c.activation:.3g}"}
+                )  # fmt: skip
+            spec = heard.spectrogram.values
+            stem = f"{slug(group)}_n{int(n)}.png"
+            if np.isfinite(spec).any():
+                lo, hi = np.nanmin(spec), np.nanmax(spec)
+                grey = np.uint8(255 * (spec - lo) / (hi - lo if hi > lo else 1))[::-1]
+                rgb = np.repeat(np.repeat(grey, 2, 0), 4, 1)[..., None].repeat(3, -1)
+                heatmaps.write_png(rgb, sub / stem)
+            src = f"figures/listen/{slug(layer)}/{stem}"
+            entries.append({"neuron": int(n), "clips": clips, "spectrogram": src})
+    except (OSError, ValueError, KeyError) as exc:  # no corpus here: say so, draw the rest
+        return entries, f"audio of the top events not found ({exc})"
+    return entries, ""
