@@ -201,6 +201,7 @@ def _write_pages(
     featvis_layers = opt.featvis_layers or _default_featvis_layers(layers, spec)
     layer_pages = []
     heatmaps.write_colorbar(fig_dir / "colorbar.png")
+    listener = Listener(tree)  # every layer page's clips: each utterance read once
     for layer in layers:
         ds = tree[layer].to_dataset()
         layer_pages.append(
@@ -219,6 +220,7 @@ def _write_pages(
                 out,
                 power,
                 drawer,
+                listener,
             )
         )
         bar.update()
@@ -303,6 +305,7 @@ def _layer_page(
     out,
     power,
     drawer,
+    listener=None,
 ):
     fig_dir = out / "figures"
     page = {"name": layer, "file": f"layer-{slug(layer)}.html", "groups": [], "dendrograms": []}
@@ -334,7 +337,6 @@ def _layer_page(
             for g in power["grouping"].values
         ]
     r_half = ds["split_half_r"] if "split_half_r" in ds else None
-    listener = None
     sub = out / "figures" / slug(layer)
     sub.mkdir(parents=True, exist_ok=True)
     freq = ds["frequency"].values if "frequency" in ds.coords else None
