@@ -16,8 +16,9 @@ $(STAMP): requirements.lock pyproject.toml scripts/setup.sh
 demo: $(STAMP)
 	bash scripts/demo.sh $(DEMO)
 
+# Two pytest workers (one per core of the 2-core machine), one torch thread each.
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests scripts benchmarks

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one torch thread per pytest worker (make test runs one worker per core): two workers
+    # with two threads each ran slower than with one (OpenMP threads spin for a core)
+    torch.set_num_threads(1)
 
 
 def tone(seconds: float, freq: float = 440.0, sr: int = 16000, seed: int = 0) -> np.ndarray:

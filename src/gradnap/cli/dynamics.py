@@ -110,12 +110,13 @@ def dynamics(
 
 
 def _figures(traj, sil, settle, folder: Path, group: str) -> None:
+    from gradnap.profiling.groupings import split_group
     from gradnap.viz import dynamics as dviz
     from gradnap.viz import save_figure
 
     if sil is not None:
         save_figure(dviz.silhouette_heatmaps(sil), folder, "silhouette_over_training")
-    groupings = {str(g).split(":", 1)[0] for g in settle["group"].values}
+    groupings = {split_group(g)[0] for g in settle["group"].values}
     save_figure(
         dviz.settling_heatmap(settle, "phoneme" if "phoneme" in groupings else None),
         folder,

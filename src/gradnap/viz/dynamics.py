@@ -12,6 +12,7 @@ import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 
+from gradnap.profiling.groupings import split_group  # noqa: E402
 from gradnap.viz.figures import CMAP, _spectrogram  # noqa: E402
 
 
@@ -90,7 +91,7 @@ def settling_heatmap(settle: xr.Dataset, grouping: str | None = "phoneme"):
     ax.set_xticks(range(len(layers)))
     ax.set_xticklabels(layers, rotation=45, ha="right", fontsize=7)
     ax.set_yticks(range(len(groups)))
-    ax.set_yticklabels([g.split(":", 1)[1] for g in groups], fontsize=6)
+    ax.set_yticklabels([split_group(g)[1] for g in groups], fontsize=6)
     ax.set_xlabel("layer")
     ax.set_ylabel(f"{grouping or 'group'}")
     threshold = settle.attrs.get("threshold", 0.9)
