@@ -44,6 +44,13 @@ def one_process(tmp_path_factory):
     return load_profiles(out)
 
 
+def assert_top_events_equal(a, b):
+    """The top events are exact: the same utterances, times and values, not just close."""
+    for layer in ("input", "conv1"):
+        for var in ("top_activation", "top_utterance", "top_time"):
+            np.testing.assert_array_equal(a[layer][var].values, b[layer][var].values)
+
+
 def test_shard_is_deterministic_balanced_and_complete():
     rng = np.random.default_rng(0)
     durations = list(rng.uniform(1, 20, size=101))
@@ -66,6 +73,7 @@ def test_two_gloo_processes_equal_one(one_process, tmp_path):
     assert list(two["group"].values) == list(one_process["group"].values)
     np.testing.assert_array_equal(two["count"].values, one_process["count"].values)
     assert_trees_close(one_process, two)
+    assert_top_events_equal(one_process, two)
     assert not list(tmp_path.glob("*.partial*"))
 
 
@@ -93,5 +101,6 @@ def test_killed_run_resumes_to_the_same_result(one_process, tmp_path):
     )
     resumed = load_profiles(out)
     assert_trees_close(one_process, resumed)
+    assert_top_events_equal(one_process, resumed)
     np.testing.assert_array_equal(resumed["count"].values, one_process["count"].values)
     assert not partial.exists()

@@ -43,3 +43,30 @@ def test_many_groups_are_capped_per_grouping(small_result, tmp_path):
     counts = dict(zip(map(str, tree["group"].values), tree["count"].values))
     assert min(counts[g] for g in drawn) >= max(counts[g] for g in phonemes if g not in drawn)
     assert "groups with fewer events are not drawn" in index.read_text()
+
+
+def test_layer_pages_let_you_listen_to_the_top_neurons(tmp_path):
+    """Chosen groups get, per top neuron, its top events' clips (<audio>, WAV files of
+    +-250 ms) and mean log-mel; a result without a corpus says so instead."""
+    import soundfile as sf
+
+    import gradnap
+    from gradnap.models import Wav2Letter
+    from tests.conftest import write_librispeech
+
+    root = write_librispeech(tmp_path / "corpus", {"19-198-0000": "HELLO", "84-121-0000": "ZOO"})
+    tree = gradnap.profiles(
+        Wav2Letter.from_preset("tiny").eval(), root, layers=["conv2"], include_blank=True,
+        group_by=["speaker"], progress=False,
+    )  # fmt: skip
+    opts = ReportOptions(groups=["speaker:19"], min_count=1, featvis_layers=[])
+    index = build_report(tree, tmp_path / "r", None, options=opts, progress=False)
+    page = (index.parent / "layer-conv2.html").read_text()
+    clips = re.findall(r'<audio controls preload="none" src="(figures/listen/[^"]+\.wav)"', page)
+    assert len(clips) == 25  # 5 neurons x 5 events
+    for clip in set(clips):
+        wav, sr = sf.read(index.parent / clip)
+        assert sr == 16000 and len(wav) == 8000
+    assert len(re.findall(r'<img src="figures/listen/conv2/speaker-19_n\d+\.png"', page)) == 5
+    for ref in re.findall(r'src="(figures/listen/[^"]+)"', page):
+        assert (index.parent / ref).is_file()

@@ -1,5 +1,6 @@
 """Analyses of profiles (METHOD.md "Responsiveness and feature visualization",
-"Representation power") and the model-randomization sanity check."""
+"Representation power"), the model-randomization sanity check, and listening to a
+neuron's top events."""
 
 from gradnap.analysis.clustering import PERCENTILES, cluster_groups, representation_power
 from gradnap.analysis.dynamics import settling, silhouette_over_training
@@ -12,16 +13,21 @@ from gradnap.analysis.featurevis import (
     sonify,
     visualize_group,
 )
+from gradnap.analysis.listen import Clip, Listener, Listening, listen
 from gradnap.analysis.responsiveness import responsiveness, top_neurons
 from gradnap.analysis.sanity import cascading_randomization
 
 __all__ = [
     "PERCENTILES",
+    "Clip",
+    "Listener",
+    "Listening",
     "Objective",
     "cascading_randomization",
     "cluster_groups",
     "l1",
     "l2",
+    "listen",
     "neurons",
     "optimal_input",
     "representation_power",

@@ -42,7 +42,8 @@ def randomized(spec: ModelSpec, down_to: str, seed: int = 0) -> ModelSpec:
 
 
 def _profile(spec, items, layers, group_by, variants, classes=None):
-    prof = Profiler(spec, layers=layers, group_by=group_by, variants=variants)
+    # the comparison needs the profiles only, not the top events
+    prof = Profiler(spec, layers=layers, group_by=group_by, variants=variants, top_events=0)
     for i, (x, speaker, alignment, text) in enumerate(items):
         prof.update(x, speaker, alignment, text, classes=None if classes is None else classes[i])
     return prof.result()

@@ -73,6 +73,13 @@ def profile(
         ),
     ] = 25,
     workers: Annotated[int, typer.Option(help="Feature-extraction worker processes.")] = 0,
+    top_events: Annotated[
+        int,
+        typer.Option(
+            help="Per group, layer and neuron keep the N events of largest aligned activation "
+            "(to listen to; 0: none)."
+        ),
+    ] = 5,
     force: Annotated[bool, typer.Option(help="Replace an existing result at OUT.")] = False,
     n_threads: Annotated[int, typer.Option("--threads", help=THREADS_HELP)] = DEFAULT_THREADS,
     max_memory: Annotated[
@@ -161,6 +168,7 @@ def profile(
             checkpoint_every=checkpoint_every,
             resume=resume,
             workers=workers,
+            top_events=top_events,
             max_memory=max_memory * 1e9,
         )
     except AlignmentError as exc:

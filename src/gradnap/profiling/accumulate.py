@@ -1,9 +1,10 @@
 """Streaming sums and counts per (layer, group) and over all events (METHOD.md "Profile").
 
 Memory does not grow with the number of utterances: only sums (float64) and counts are
-kept, never the aligned crops. Which sums are kept is what the variants need
-(:class:`gradnap.profiling.method.Sum`); two accumulators merge by addition
-(:meth:`ProfileAccumulator.merge`, and across processes
+kept, never the aligned crops (and, with ``top_events``, the few events where each neuron's
+aligned activation is largest: :mod:`gradnap.profiling.topevents`). Which sums are kept is
+what the variants need (:class:`gradnap.profiling.method.Sum`); two accumulators merge by
+addition (:meth:`ProfileAccumulator.merge`, and across processes
 :meth:`ProfileAccumulator.all_reduce`).
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from gradnap.profiling import topevents
 from gradnap.profiling.align import Crops, sort_ascending_
 from gradnap.profiling.method import DEFAULT_VARIANTS, Sum, make_variants, needed_sums
 from gradnap.profiling.sensitivity import gather_window
@@ -24,17 +26,23 @@ class ProfileAccumulator:
 
     Parameters are only stored by the constructor: ``sums`` (the
     :class:`~gradnap.profiling.method.Sum` objects to keep; default what GradNAP, NAvAI
-    and NAP need) and ``neurons`` (layer -> channel indices to keep). The learned state
-    ends in ``_``.
+    and NAP need), ``neurons`` (layer -> channel indices to keep), ``top_events`` (k: per
+    group, layer and neuron keep the k events of largest aligned activation ``A_l[n,
+    tau_l]``, :mod:`gradnap.profiling.topevents`; 0: none) and ``top_layers`` (the layers
+    that keep them; None: all). The learned state ends in ``_``.
 
     >>> acc = ProfileAccumulator()
     >>> acc.update({"conv1": crops}, [["grapheme:a", "phoneme:AE"], ...])  # doctest: +SKIP
     >>> acc.merge(other); acc.counts_  # doctest: +SKIP
     """
 
-    def __init__(self, sums=None, neurons: dict | None = None):
+    def __init__(
+        self, sums=None, neurons: dict | None = None, top_events: int = 0, top_layers=None
+    ):
         self.sums = sums
         self.neurons = neurons
+        self.top_events = top_events
+        self.top_layers = top_layers
 
     def _needs(self) -> tuple[Sum, ...]:
         return (
@@ -54,10 +62,11 @@ class ProfileAccumulator:
         self.n_events_ = 0
         self.sums_: dict[str, dict[str, torch.Tensor]] = {}
         self.totals_: dict[str, dict[str, torch.Tensor]] = {}
+        self.top_: dict[str, dict[str, torch.Tensor]] = {}
         self._pending: dict[str, dict] = {}
 
     def __getattr__(self, name):  # learned state exists (empty) once asked for
-        if name in ("groups_", "counts_", "n_events_", "sums_", "totals_", "_pending"):
+        if name in ("groups_", "counts_", "n_events_", "sums_", "totals_", "top_", "_pending"):
             self._init_state()
             return self.__dict__[name]
         raise AttributeError(name)
@@ -71,14 +80,17 @@ class ProfileAccumulator:
             for per_var in self.sums_.values():
                 for var, s in per_var.items():
                     per_var[var] = _grow(s, len(self.groups_))
+            for layer, top in self.top_.items():
+                self.top_[layer] = topevents.grow(top, len(self.groups_))
             index = {g: i for i, g in enumerate(self.groups_)}
         return [index[n] for n in names]
 
     def update(
-        self, crops: dict[str, Crops], labels: list[list[str]], utterance=None
+        self, crops: dict[str, Crops], labels: list[list[str]], utterance=None, index=None
     ) -> ProfileAccumulator:
         """Add a batch of events of one utterance: their crops per layer and each event's
-        group names.
+        group names. ``index`` (int; default ``utterance``) is the utterance's index in
+        the run's utterance list, recorded with its top events.
 
         The per-event sums (gradient, ``|A*G|``) are taken by one float64 matrix product:
         a (groups + 1) x events membership matrix (last row all ones, for the all-event
@@ -117,9 +129,26 @@ class ProfileAccumulator:
                 part = membership.to(x.device) @ x.reshape(n, -1).to(torch.float64)
                 self._add(layer, s.key, uniq, part.reshape((len(uniq) + 1,) + tuple(x.shape[1:])))
             self._pend(layer, c, groups, events, n, utterance)
+            if self._tops(layer) and len(pairs):
+                self._update_top(layer, c, groups, events, utterance if index is None else index)
         if utterance is None:
             self.flush()
         return self
+
+    def _tops(self, layer: str) -> bool:
+        return bool(self.top_events) and (self.top_layers is None or layer in self.top_layers)
+
+    def _update_top(self, layer: str, c: Crops, groups, events, index) -> None:
+        if "activation_gradient" not in c.first:
+            raise ValueError(f"{layer}: top events need the activation_gradient alignment")
+        if not isinstance(index, int):
+            raise ValueError("top events need the utterance's index (an int)")
+        keep = self._keep(layer)
+        full = c.full if keep is None else c.full[keep]
+        k = int(self.top_events)
+        uniq, new = topevents.batch_top(full, c.tau("activation_gradient"), groups, events, k)
+        new["utterance"] = torch.full_like(new["frame"], index).masked_fill(new["frame"] < 0, -1)
+        topevents.add(self.top_, layer, uniq, new, len(self.groups_), k)
 
     def _pend(self, layer, c: Crops, groups, events, n, utterance) -> None:
         """Keep the window starts until the utterance changes or :meth:`flush`: one
@@ -213,17 +242,31 @@ class ProfileAccumulator:
                 mine[var] = _grow(mine[var], len(self.groups_))
                 mine[var].index_add_(0, idx.to(s.device), s.to(mine[var].device))
                 tot[var] = tot.get(var, 0) + other.totals_[layer][var].to(mine[var].device)
+        self._merge_top(other.top_, idx, len(other.groups_))
         return self
+
+    def _merge_top(self, tops: dict, idx: torch.Tensor, n: int) -> None:
+        """Merge another accumulator's top events (its first ``n`` group rows, which are
+        this one's rows ``idx``)."""
+        for layer, theirs in tops.items() if len(idx) else ():
+            theirs = {f: t[:n] for f, t in theirs.items()}
+            topevents.add(self.top_, layer, idx, theirs, len(self.groups_), int(self.top_events))
 
     def all_reduce(self, device="cpu") -> ProfileAccumulator:
         """Sum this accumulator over all ranks of the process group, in place: every rank
         ends with the total (groups matched by name, stored in sorted order)."""
-        from gradnap.profiling.distributed import all_reduce_state
+        from gradnap.profiling.distributed import all_gather_objects, all_reduce_state
 
-        state = all_reduce_state(self.state_dict(), device)
-        for k in ("groups_", "counts_", "n_events_", "sums_", "totals_"):
+        mine = self.state_dict()
+        state = all_reduce_state(mine, device)
+        tops = all_gather_objects((mine["groups"], mine.get("top", {}))) if self.top_events else []
+        for k in ("groups_", "counts_", "n_events_", "sums_", "totals_", "top_"):
             self.__dict__.pop(k, None)
         self._load(state)
+        for groups, top in tops:  # a total order: the rank order changes nothing
+            self._merge_top(
+                top, torch.tensor(self._group_index(groups), dtype=torch.long), len(groups)
+            )
         return self
 
     def state_dict(self) -> dict:
@@ -236,6 +279,7 @@ class ProfileAccumulator:
             "n_events": self.n_events_,
             "sums": {k: {v: t[:n].cpu() for v, t in d.items()} for k, d in self.sums_.items()},
             "totals": {k: {v: t.cpu() for v, t in d.items()} for k, d in self.totals_.items()},
+            "top": {k: {f: t[:n].cpu() for f, t in d.items()} for k, d in self.top_.items()},
         }
 
     def _load(self, state: dict) -> None:
@@ -245,10 +289,16 @@ class ProfileAccumulator:
         self.n_events_ = int(state["n_events"])
         self.sums_ = {k: {v: t.clone() for v, t in d.items()} for k, d in state["sums"].items()}
         self.totals_ = {k: {v: t.clone() for v, t in d.items()} for k, d in state["totals"].items()}
+        self.top_ = {
+            k: topevents.grow({f: t.clone() for f, t in d.items()}, len(self.groups_))
+            for k, d in state.get("top", {}).items()
+        }
 
     @classmethod
-    def from_state_dict(cls, state: dict, sums=None, neurons=None) -> ProfileAccumulator:
-        acc = cls(sums, neurons)
+    def from_state_dict(
+        cls, state: dict, sums=None, neurons=None, top_events=0, top_layers=None
+    ) -> ProfileAccumulator:
+        acc = cls(sums, neurons, top_events, top_layers)
         acc._load(state)
         return acc
 

@@ -33,7 +33,7 @@ from gradnap.profiling.result import save_profiles
 from gradnap.profiling.run import Profiler, as_spec
 from gradnap.profiling.token_profile import TokenProfiler, check_token_options, is_token_model
 
-PARTIAL_VERSION = 2  # 2: sums keyed by the variants' Sum.key
+PARTIAL_VERSION = 3  # 2: sums keyed by the variants' Sum.key; 3: top events
 
 
 class FeatureDataset(torch.utils.data.Dataset):
@@ -143,6 +143,7 @@ def profiles(
     navai_align: str = "gradient",
     out: str | Path | None = None,
     sensitivity: str = "logit",
+    top_events: int = 5,
     max_memory: float = 2e9,
 ) -> xr.DataTree | None:
     """GradNAP, NAvAI and NAP profiles (``variants``) of ``model`` over a corpus.
@@ -152,8 +153,12 @@ def profiles(
     a :class:`gradnap.Corpus` or a list of utterances. Groupings that need an alignment
     (phoneme, word, manner) read a TextGrid per utterance (beside the audio or under
     ``alignments``). ``backend`` picks the gradient backend (auto, fast, generic,
-    reference); ``variants``, ``mask_scale``, ``navai_align`` and ``sensitivity`` are those of
-    :class:`gradnap.Profiler`. ``workers`` processes extract the features.
+    reference); ``variants``, ``mask_scale``, ``navai_align``, ``sensitivity`` and
+    ``top_events`` are those of :class:`gradnap.Profiler`. ``workers`` processes extract
+    the features. The configuration records the corpus folder (``corpus``, absolute), every
+    utterance's id (``utterance_ids``, the list the top events' ``top_utterance`` indexes)
+    and audio file (``utterance_audio``, relative to ``corpus`` when under it), so that the
+    audio of the top events can be found again (:mod:`gradnap.analysis.listen`).
 
     ``out`` (a file): the result is written there atomically; the partial sums go to
     ``OUT.partial`` every ``checkpoint_every`` utterances (0: never; skipped while saving
@@ -199,6 +204,7 @@ def profiles(
                 mask_scale=mask_scale,
                 navai_align=navai_align,
                 sensitivity=sensitivity,
+                top_events=top_events,
                 max_memory=max_memory,
             )
         partial = partial_path(Path(checkpoint), rank, world) if checkpoint else None
@@ -234,6 +240,17 @@ def model_provenance(model, path: str | Path | None = None) -> dict:
         "model_path": str(Path(path).resolve()) if path else None,
         "model_sha256": digest.hexdigest(),
     }
+
+
+def _audio_path(utterance, root: Path | None) -> str | None:
+    """An utterance's audio file, relative to the corpus root when under it."""
+    audio = getattr(utterance, "audio", None)
+    if audio is None:
+        return None
+    audio = Path(audio).resolve()
+    if root is not None and audio.is_relative_to(Path(root).resolve()):
+        return audio.relative_to(Path(root).resolve()).as_posix()
+    return str(audio)
 
 
 # the clock of the checkpoint throttling (a test replaces it)
@@ -284,8 +301,10 @@ def _run(profiler, data, limit, alignments, partial, checkpoint_every, resume, w
     if world > 1:
         profiler.all_reduce()
     return {
-        "corpus": str(root) if root else None,
+        "corpus": str(Path(root).resolve()) if root else None,
         "utterances_ids_first": ids[:5],
+        "utterance_ids": ids,
+        "utterance_audio": [_audio_path(u, root) for u in utterances],
         "audio_seconds": sum(getattr(u, "duration", 0.0) for u in utterances),
         "processes": world,
     }

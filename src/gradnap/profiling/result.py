@@ -4,7 +4,10 @@ Each layer node holds the variables of the run's variants
 (:mod:`gradnap.profiling.method`; by default ``gradnap``, ``mean_activation``,
 ``mean_gradient``, ``mask`` and ``navai`` over (group, neuron, offset), ``nap`` over
 (group, neuron, rank), ``mean_activation_all`` over (neuron, offset)), ``count`` over
-(group) and ``split_half_r``; its ``profiles`` attribute names the variants' profile
+(group) and ``split_half_r``; with top events (:mod:`gradnap.profiling.topevents`), also
+``top_activation``, ``top_utterance`` (index into the configuration's ``utterance_ids``,
+-1 where a group has fewer events) and ``top_time`` (seconds, NaN there) over (group,
+neuron, top); its ``profiles`` attribute names the variants' profile
 variables (comma-separated). The root holds the shared ``group`` coordinate (``grapheme:a``,
 ``phoneme:AE``, ...), the phoneme coverage table, and the run's configuration as a JSON
 string attribute ``config``.
@@ -100,12 +103,43 @@ def build_tree(
                     "halves of the data)"
                 },
             )
+        if layer in acc.top_:
+            timing = (info["frame_ms"], info.get("time0_ms", 0.0))
+            ds = ds.assign(_top_variables(acc, layer, order, *timing))
+            ds["top"] = ("top", np.arange(ds.sizes["top"]), {
+                "long_name": "rank of the event by aligned activation (0: largest)",
+            })  # fmt: skip
         ds["offset"].attrs.update(units="frames", long_name="frames from the alignment point")
         ds["rank"].attrs["long_name"] = "rank after sorting along time (descending)"
         ds.attrs["frame_ms"] = info["frame_ms"]
         ds.attrs["profiles"] = ",".join(v.name for v in variants)
         children[layer] = ds
     return xr.DataTree.from_dict({"/": root, **{f"/{k}": v for k, v in children.items()}})
+
+
+def _top_variables(acc, layer: str, order: list[int], frame_ms: float, time0_ms=0.0) -> dict:
+    """The layer's top events as result variables over (group, neuron, top); the time of
+    frame ``t`` is ``time0_ms + t * frame_ms``."""
+    n = len(acc.groups_)
+    top = {f: t[:n].detach().cpu()[order].numpy() for f, t in acc.top_[layer].items()}
+    missing = top["utterance"] < 0
+    dims = ("group", "neuron", "top")
+    value = np.where(missing, np.nan, top["value"]).astype(np.float32)
+    time = np.where(missing, np.nan, (time0_ms + top["frame"] * frame_ms) / 1000.0)
+    what = "X[f, tau_0] (z-normalized log-mel)" if layer == "input" else "A_l[n, tau_l]"
+    out = {
+        "top_activation": (dims, value, {
+            "long_name": f"aligned activation {what} of the group's top events",
+            "units": "activation" if layer != "input" else "z-normalized log-mel",
+        }),
+        "top_utterance": (dims, top["utterance"], {
+            "long_name": "utterance of the event: index into config utterance_ids (-1: none)",
+        }),
+        "top_time": (dims, time, {
+            "long_name": "alignment time tau_l of the event in its utterance", "units": "s",
+        }),
+    }  # fmt: skip
+    return out
 
 
 def _split_half(halves, layer: str, groups: list[str], variant: Variant) -> np.ndarray:

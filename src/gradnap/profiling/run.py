@@ -57,7 +57,11 @@ class Profiler:
     ``mask_scale`` ("window" or "neuron") and ``navai_align`` ("gradient" or
     "activation_gradient"), the variants' **[choice]** items, and ``sensitivity`` ("logit":
     the gradient of the predicted class's logit, the default **[choice]**; "log_prob": of
-    its log probability).
+    its log probability), ``top_events`` (k, default 5: per group, layer and neuron the k
+    events of largest aligned activation ``A_l[n, tau_l]``, with their utterance and
+    alignment time, for listening to what a neuron responds to
+    (:mod:`gradnap.profiling.topevents`); kept for the input and the hidden layers, not
+    the logits; 0 turns it off).
 
     Learned state (after the first ``update``) ends in ``_``: ``backend_``, ``widths_``,
     ``variants_``, ``batch_events_``, ``halves_`` (two accumulators, one per half of the
@@ -79,6 +83,7 @@ class Profiler:
         mask_scale="window",
         navai_align="gradient",
         sensitivity="logit",
+        top_events=5,
         max_memory=backends.DEFAULT_MAX_MEMORY,
     ):
         self.spec = spec
@@ -95,6 +100,7 @@ class Profiler:
         self.mask_scale = mask_scale
         self.navai_align = navai_align
         self.sensitivity = sensitivity
+        self.top_events = top_events
 
     def _validate(self) -> None:
         """Check the parameters and set up the learned state (once, on first use)."""
@@ -132,16 +138,26 @@ class Profiler:
             else int(self.batch_events)
         )
         sums = needed_sums(self.variants_)
-        self.rules_ = tuple(dict.fromkeys(s.align for s in sums))
+        top = ("activation_gradient",) if self.top_events else ()  # the top events' tau
+        self.rules_ = tuple(dict.fromkeys((*(s.align for s in sums), *top)))
         self.gradient_rules_ = tuple(
             dict.fromkeys(s.align for s in sums if s.kind in ("gradient", "saliency"))
         )
-        self.halves_ = tuple(ProfileAccumulator(sums, self.neurons) for _ in range(2))
+        if int(self.top_events) < 0:
+            raise ValueError(f"top_events must be >= 0, not {self.top_events!r}")
+        self.top_layers_ = tuple(n for n in layers if n != spec.layer_names[-1])  # no logits
+        self.halves_ = tuple(self._accumulator() for _ in range(2))
         self.coverage_: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         self.utterances_ = 0
         spec.model.to(self.device_).eval()
         self.backend_ = backend
         bound_heap()  # per-batch blocks fragmented the C heap on long files (heap.py)
+
+    def _accumulator(self, state: dict | None = None) -> ProfileAccumulator:
+        args = (needed_sums(self.variants_), self.neurons, int(self.top_events), self.top_layers_)
+        if state is None:
+            return ProfileAccumulator(*args)
+        return ProfileAccumulator.from_state_dict(state, *args)
 
     def _width(self, layer: str) -> int:
         w = (
@@ -176,7 +192,7 @@ class Profiler:
     def acc_(self) -> ProfileAccumulator:
         """Both halves' sums together (a new accumulator)."""
         self._validate()
-        acc = ProfileAccumulator(self.halves_[0].sums, self.neurons)
+        acc = self._accumulator()
         return acc.merge(self.halves_[0]).merge(self.halves_[1])
 
     def update(
@@ -195,8 +211,8 @@ class Profiler:
         (optional, one class per output frame) replaces the model's own argmax for the
         events, their class c and grapheme labels (the sanity check keeps a trained
         model's events this way). ``index`` (the utterance's position in the corpus, for
-        the split-half reliability: even and odd go to different halves) defaults to the
-        number of utterances seen so far.
+        the split-half reliability: even and odd go to different halves; and recorded with
+        the top events) defaults to the number of utterances seen so far.
         """
         self._validate()
         spec = self.spec
@@ -244,7 +260,8 @@ class Profiler:
             "generic": backends.generic,
             "reference": backends.reference,
         }[self.backend_]
-        acc = self.halves_[(self.utterances_ if index is None else index) % 2]
+        index = self.utterances_ if index is None else int(index)
+        acc = self.halves_[index % 2]
         step = self.batch_events_
         if self.backend_ != "fast":  # whole-utterance gradients: bounded by max_memory
             shapes = [full[n].shape for n in self.layers_]
@@ -266,7 +283,8 @@ class Profiler:
                 )
                 for name in self.layers_
             }
-            acc.update(crops, self._labels(ctx, chunk, crops), utterance=self.utterances_)
+            labels = self._labels(ctx, chunk, crops)
+            acc.update(crops, labels, utterance=self.utterances_, index=index)
         acc.flush()  # this utterance's activation-window sums
         self.utterances_ += 1
         return len(events)
@@ -343,10 +361,7 @@ class Profiler:
 
     def load_state_dict(self, state: dict) -> Profiler:
         self._validate()
-        sums = self.halves_[0].sums
-        self.halves_ = tuple(
-            ProfileAccumulator.from_state_dict(h, sums, self.neurons) for h in state["halves"]
-        )
+        self.halves_ = tuple(self._accumulator(h) for h in state["halves"])
         self.coverage_.clear()
         for k, v in state["coverage"].items():
             self.coverage_[k] = list(v)
@@ -374,6 +389,7 @@ class Profiler:
             "mask_scale": self.mask_scale,
             "navai_align": self.navai_align,
             "sensitivity_from": self.sensitivity,
+            "top_events": int(self.top_events),
             "logits": self.spec.description.get("sensitivity_from", "logit"),
             "model_spec": self.spec.config(),
             "max_memory": self.max_memory,
@@ -389,7 +405,10 @@ class Profiler:
         spec = self.spec
         info = {}
         for name in self.layers_:
-            info[name] = {"frame_ms": 1000 * self._frame_seconds(name)}
+            info[name] = {
+                "frame_ms": 1000 * self._frame_seconds(name),
+                "time0_ms": 1000 * spec.timing[name].offset_seconds,  # time of frame 0
+            }
             if name in (self.neurons or {}):
                 info[name]["neurons"] = list(self.neurons[name])
             if name in spec.neuron_coords:

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from gradnap.analysis.clustering import groups_of, representation_power
 from gradnap.analysis.featurevis import sonify, visualize_group
+from gradnap.analysis.listen import Listener
 from gradnap.analysis.responsiveness import top_neurons
 from gradnap.atomic import atomic_write, write_text
 from gradnap.profiling.groupings import group_coords
@@ -200,6 +201,7 @@ def _write_pages(
     featvis_layers = opt.featvis_layers or _default_featvis_layers(layers, spec)
     layer_pages = []
     heatmaps.write_colorbar(fig_dir / "colorbar.png")
+    listener = Listener(tree)  # every layer page's clips: each utterance read once
     for layer in layers:
         ds = tree[layer].to_dataset()
         layer_pages.append(
@@ -218,6 +220,7 @@ def _write_pages(
                 out,
                 power,
                 drawer,
+                listener,
             )
         )
         bar.update()
@@ -302,6 +305,7 @@ def _layer_page(
     out,
     power,
     drawer,
+    listener=None,
 ):
     fig_dir = out / "figures"
     page = {"name": layer, "file": f"layer-{slug(layer)}.html", "groups": [], "dendrograms": []}
@@ -373,6 +377,11 @@ def _layer_page(
             stem = f"action_potentials_{slug(layer)}_{slug(g)}"
             drawer.figure("action_potentials", LayerRef(layer), g, out_dir=fig_dir, stem=stem)
             entry["action"] = f"figures/{stem}.png"
+            if listener is None:
+                listener = Listener(tree)
+            entry["listen"], entry["listen_note"] = _listen_entries(
+                listener, ds, layer, g, top["neuron"].values, fig_dir
+            )
             if spec is not None and layer in featvis_layers:
                 x = visualize_group(
                     spec, ds, layer, g, steps=opt.featvis_steps, lr=opt.featvis_lr, seed=opt.seed
@@ -439,3 +448,38 @@ def _sanity_rows(sanity):
             }
         )
     return tables
+
+
+def _listen_entries(listener, ds, layer, group, neurons, fig_dir: Path) -> tuple[list, str]:
+    """'What does this neuron listen to': per top neuron of ``group``, its top events'
+    clips (WAV, each (utterance, time) written once) and mean aligned log-mel (PNG)."""
+    if "top_utterance" not in ds:
+        return [], ""
+    sub = fig_dir / "listen" / slug(layer)
+    sub.mkdir(parents=True, exist_ok=True)
+    entries = []
+    try:
+        for n in neurons:
+            heard = listener.neuron(layer, group, int(n))
+            clips = []
+            for c in heard.clips:
+                name = f"{slug(c.utterance)}_{round(c.time * 1000)}ms.wav"
+                if not (fig_dir / "listen" / name).exists():
+                    with atomic_write(fig_dir / "listen" / name) as tmp:
+                        sf.write(tmp, c.audio, c.sample_rate, format="WAV")
+                clips.append(
+                    {"src": f"figures/listen/{name}", "utterance": c.utterance,
+                     "time": f"{c.time:.2f}", "activation": f"{c.activation:.3g}"}
+                )  # fmt: skip
+            spec = heard.spectrogram.values
+            stem = f"{slug(group)}_n{int(n)}.png"
+            if np.isfinite(spec).any():
+                lo, hi = np.nanmin(spec), np.nanmax(spec)
+                grey = np.uint8(255 * (spec - lo) / (hi - lo if hi > lo else 1))[::-1]
+                rgb = np.repeat(np.repeat(grey, 2, 0), 4, 1)[..., None].repeat(3, -1)
+                heatmaps.write_png(rgb, sub / stem)
+            src = f"figures/listen/{slug(layer)}/{stem}"
+            entries.append({"neuron": int(n), "clips": clips, "spectrogram": src})
+    except (OSError, ValueError, KeyError) as exc:  # no corpus here: say so, draw the rest
+        return entries, f"audio of the top events not found ({exc})"
+    return entries, ""
