@@ -18,7 +18,7 @@ demo: $(STAMP)
 
 # Two pytest workers (one per core of the 2-core machine), one torch thread each.
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 tests
+	$(PY) -m pytest -q -n 2 --durations=10 tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests scripts benchmarks
