@@ -2,8 +2,11 @@
 
 LibriSpeech: ``SPEAKER/CHAPTER/SPEAKER-CHAPTER-UTT.flac`` with one
 ``SPEAKER-CHAPTER.trans.txt`` per chapter holding ``UTT-ID TRANSCRIPT`` lines.
-Plain: ``NAME.wav`` or ``NAME.flac`` with ``NAME.txt`` beside it; the speaker is the parent
-folder's name.
+Plain: ``NAME.wav``, ``.flac``, ``.mp3``, ``.ogg`` or ``.opus`` with ``NAME.txt`` (or
+``NAME.lab``, the Montreal Forced Aligner's convention) beside it; the speaker is the parent
+folder's name. ``normalize_text=True`` lowercases transcripts, drops punctuation and spells
+out digits (:func:`gradnap.corpus.sentences.normalize`) before the alphabet check. Audio
+below 16 kHz gives a warning (it is resampled up; its high frequencies are missing).
 
 Problems are collected per utterance. By default :func:`read_corpus` raises one
 :class:`CorpusError` listing them; with ``skip_bad=True`` the bad utterances are left out
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +28,9 @@ from gradnap.audio.features import FeatureConfig
 from gradnap.audio.io import AudioError, audio_info, load_audio
 from gradnap.data.alphabet import Alphabet, _describe
 
-AUDIO_SUFFIXES = (".flac", ".wav")
+AUDIO_SUFFIXES = (".flac", ".wav", ".mp3", ".ogg", ".opus")
+TEXT_SUFFIXES = (".txt", ".lab")  # .lab: the Montreal Forced Aligner's transcripts
+LOW_RATE = 16000
 TRANS_SUFFIX = ".trans.txt"
 
 
@@ -116,6 +122,7 @@ def read_corpus(
     output_stride: int = 2,
     feature_config: FeatureConfig | None = None,
     verify_audio: bool = False,
+    normalize_text: bool = False,
 ) -> Corpus:
     """Find the utterances under ``root`` and check each one.
 
@@ -125,13 +132,15 @@ def read_corpus(
     (``ceil(feature_frames / output_stride)`` at least the transcript length plus one per
     repeated letter). Symbolic links to folders are followed (each folder once); folders
     that cannot be listed are reported. Transcripts may start with a UTF-8 byte-order mark
-    and separate the id from the text by spaces or tabs.
+    and separate the id from the text by spaces or tabs. ``normalize_text``: lowercase,
+    punctuation dropped, digits spelled out before the alphabet check (else a comma or a
+    digit makes the utterance bad). Audio below 16 kHz gives a :class:`UserWarning`.
 
     >>> corpus = read_corpus("LibriSpeech/dev-clean", skip_bad=True)  # doctest: +SKIP
     """
     root = Path(root)
     utterances, problems = find_utterances(
-        root, alphabet, output_stride, feature_config, verify_audio
+        root, alphabet, output_stride, feature_config, verify_audio, normalize_text
     )
     if problems and not skip_bad:
         raise problems_error(root, problems)
@@ -154,7 +163,8 @@ def no_utterances_error(root: Path, problems: list[Problem]) -> CorpusError:
     why = f" ({len(problems)} skipped as bad)" if problems else ""
     return CorpusError(
         f"{root}: no utterances found{why}: expected LibriSpeech layout "
-        f"(*.trans.txt beside .flac files) or .wav/.flac files with a .txt beside them"
+        f"(*.trans.txt beside .flac files) or audio files (.wav/.flac/.mp3/.ogg/.opus) with a .txt "
+        f"or .lab beside them"
     )
 
 
@@ -164,6 +174,7 @@ def find_utterances(
     output_stride: int = 2,
     feature_config: FeatureConfig | None = None,
     verify_audio: bool = False,
+    normalize_text: bool = False,
 ) -> tuple[list[Utterance], list[Problem]]:
     """The good utterances under ``root`` (sorted by id) and the problems found, without
     raising for bad ones (:func:`read_corpus` does)."""
@@ -186,13 +197,37 @@ def find_utterances(
             continue
         audio, text, where = copies[0]
         try:
+            if normalize_text:
+                text = _normalize(text)
             utterances.append(
                 _check(uid, audio, text, where, alphabet, output_stride, fcfg, verify_audio)
             )
         except _Bad as bad:
             problems.append(bad.problem)
     utterances.sort(key=lambda u: u.id)
+    _warn_low_rate(root, utterances)
     return utterances, problems
+
+
+def _normalize(text: str) -> str:
+    """Lowercase, punctuation dropped, digits spelled out; the text unchanged if that
+    leaves nothing (non-ASCII letters: the alphabet check then names them)."""
+    from gradnap.corpus.sentences import normalize
+
+    return normalize(text) or text
+
+
+def _warn_low_rate(root: Path, utterances: list[Utterance]) -> None:
+    low = [u for u in utterances if u.sample_rate < LOW_RATE]
+    if low:
+        rates = sorted({u.sample_rate for u in low})
+        warnings.warn(
+            f"{root}: {len(low)} utterance(s) sampled below 16 kHz "
+            f"({', '.join(f'{r} Hz' for r in rates)}; e.g. {low[0].audio}): resampled up, "
+            "their high frequencies are missing",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _walk(root: Path, problems: list[Problem]):
@@ -242,7 +277,10 @@ def _find(root: Path, problems: list[Problem]):
         for stem, path in audio.items():
             if stem in listed:
                 continue
-            txt = path.with_suffix(".txt")
+            txt = next(
+                (t for t in map(path.with_suffix, TEXT_SUFFIXES) if t.is_file()),
+                path.with_suffix(".txt"),
+            )
             if txt.is_file():
                 lines = _read_lines(txt, problems)
                 yield stem, path, " ".join(lines), (txt, "")
@@ -251,13 +289,17 @@ def _find(root: Path, problems: list[Problem]):
                     Problem(path, f"no transcript line for {stem} in the folder's *.trans.txt")
                 )
             else:
-                problems.append(Problem(path, f"no transcript ({txt.name} or *.trans.txt)"))
+                problems.append(
+                    Problem(path, f"no transcript ({txt.name}, {stem}.lab or *.trans.txt)")
+                )
         for name in names:
-            if not name.endswith(".txt") or name.endswith(TRANS_SUFFIX):
+            if not name.endswith(TEXT_SUFFIXES) or name.endswith(TRANS_SUFFIX):
                 continue
             txt = folder / name
             if not any(txt.with_suffix(s).is_file() for s in AUDIO_SUFFIXES):
-                problems.append(Problem(txt, "transcript has no audio file (.flac or .wav)"))
+                problems.append(
+                    Problem(txt, "transcript has no audio file (.flac, .wav, .mp3, .ogg or .opus)")
+                )
 
 
 def _read_lines(path: Path, problems: list[Problem]) -> list[str]:

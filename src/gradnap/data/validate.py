@@ -92,14 +92,17 @@ def read_checked(
     limit: int | None = None,
     decode: bool = True,
     progress: bool = False,
+    normalize_text: bool = False,
 ) -> Corpus:
     """Read a corpus (:func:`gradnap.data.read_corpus`), keep the first ``limit``
     utterances and :func:`validate` them. Without ``skip_bad`` any problem raises one
     :class:`CorpusError` listing them all; with it the bad utterances are left out and
-    listed in :attr:`Corpus.skipped`."""
+    listed in :attr:`Corpus.skipped`. ``normalize_text`` as for :func:`read_corpus`."""
     root = Path(root)
     check_limit(limit)
-    utterances, problems = find_utterances(root, alphabet, feature_config=feature_config)
+    utterances, problems = find_utterances(
+        root, alphabet, feature_config=feature_config, normalize_text=normalize_text
+    )
     utterances = utterances[:limit] if limit else utterances
     bad = _bad(utterances, group_by, alignments, root, decode, progress)
     problems += bad.values()
