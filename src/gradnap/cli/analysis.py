@@ -8,7 +8,15 @@ from typing import Annotated
 import typer
 
 from gradnap.atomic import atomic_write
-from gradnap.cli.common import app, console, fail, load_model, read, threads
+from gradnap.cli.common import (
+    NORMALIZE_TEXT_HELP,
+    app,
+    console,
+    fail,
+    load_model,
+    read,
+    threads,
+)
 from gradnap.options import DEFAULT_THREADS, THREADS_HELP
 
 
@@ -27,6 +35,7 @@ def sanity(
     group_by: Annotated[str, typer.Option(help="Comma-separated groupings.")] = "grapheme",
     limit: Annotated[int | None, typer.Option(help="Use only the first N utterances.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random weights.")] = 0,
+    normalize_text: Annotated[bool, typer.Option(help=NORMALIZE_TEXT_HELP)] = False,
     variants: Annotated[
         str, typer.Option(help="Comma-separated profile variants compared (gradnap, navai, ...).")
     ] = "gradnap,navai",
@@ -42,7 +51,10 @@ def sanity(
     net = load_model(model)
     if corpus is None:
         from gradnap.models.checkpoint import DEFAULT_CORPUS as corpus
-    data = read(corpus, False, net.alphabet, net.feature_config, limit=limit)
+    data = read(
+        corpus, False, net.alphabet, net.feature_config, limit=limit,
+        normalize_text=normalize_text,
+    )  # fmt: skip
     spec = ModelSpec.from_wav2letter(net)
     chosen = [n.strip() for n in layers.split(",")] if layers else None
     groups = [g.strip() for g in group_by.split(",") if g.strip()]

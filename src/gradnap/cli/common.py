@@ -18,6 +18,10 @@ app = typer.Typer(
 )
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
+NORMALIZE_TEXT_HELP = (
+    "Normalize transcripts (lowercase, punctuation dropped, digits spelled out) instead of "
+    "refusing utterances with characters outside the alphabet."
+)
 
 
 def fail(message: str) -> None:
@@ -79,15 +83,16 @@ def check_out(path: Path, **kwargs) -> None:
 
 
 def read(path, skip_bad, alphabet=None, feature_config=None, **checks):
-    """A corpus, every utterance checked (``checks``: group_by, alignments, limit; see
-    :func:`gradnap.data.validate.read_checked`), its skipped utterances printed, or a
-    clear error listing every problem."""
+    """A corpus, every utterance checked (``checks``: group_by, alignments, limit,
+    normalize_text; see :func:`gradnap.data.validate.read_checked`), its skipped
+    utterances and warnings printed, or a clear error listing every problem."""
     from gradnap.data.validate import CorpusError, read_checked
 
     try:
-        data = read_checked(
-            path, alphabet, feature_config, skip_bad=skip_bad, **{"progress": True, **checks}
-        )
+        with _warnings_printed():
+            data = read_checked(
+                path, alphabet, feature_config, skip_bad=skip_bad, **{"progress": True, **checks}
+            )
     except (CorpusError, ValueError) as exc:
         fail(str(exc))
     for problem in data.skipped:
@@ -95,16 +100,37 @@ def read(path, skip_bad, alphabet=None, feature_config=None, **checks):
     return data
 
 
-def train_dev(corpus: Path, dev: Path | None, skip_bad: bool):
-    """:func:`gradnap.train.split.train_dev_split`, with its errors and skipped utterances
-    printed."""
+def train_dev(corpus: Path, dev: Path | None, skip_bad: bool, normalize_text: bool = False):
+    """:func:`gradnap.train.split.train_dev_split`, with its errors, warnings and skipped
+    utterances printed."""
     from gradnap.data import CorpusError
     from gradnap.train.split import train_dev_split
 
     try:
-        sets = train_dev_split(corpus, dev, skip_bad, progress=True)
+        with _warnings_printed():
+            sets = train_dev_split(
+                corpus, dev, skip_bad, progress=True, normalize_text=normalize_text
+            )
     except CorpusError as exc:
         fail(str(exc))
     for problem in dict.fromkeys(p for s in sets for p in s.skipped):
         err.print(f"[yellow]skipped:[/] {problem}", highlight=False)
     return sets
+
+
+class _warnings_printed:
+    """Warnings raised inside (the reader's, e.g. audio below 16 kHz) printed as
+    ``warning: ...`` lines on stderr."""
+
+    def __enter__(self):
+        import warnings
+
+        self._catch = warnings.catch_warnings(record=True)
+        self._caught = self._catch.__enter__()
+        warnings.simplefilter("always")
+
+    def __exit__(self, *exc):
+        self._catch.__exit__(*exc)
+        for w in self._caught:
+            err.print(f"[yellow]warning:[/] {w.message}", highlight=False)
+        return False

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from gradnap._version import __version__
 from gradnap.cli.common import (
+    NORMALIZE_TEXT_HELP,
     app,
     check_device,
     check_out,
@@ -126,6 +127,7 @@ def train(
     spec_augment: Annotated[bool, typer.Option(help="SpecAugment time/frequency masking.")] = False,
     lr_schedule: Annotated[str, typer.Option(help="constant, or cosine decay to 0.")] = "constant",
     skip_bad: Annotated[bool, typer.Option(help="Leave out bad utterances (listed).")] = False,
+    normalize_text: Annotated[bool, typer.Option(help=NORMALIZE_TEXT_HELP)] = False,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     amp: Annotated[
         bool, typer.Option(help="Mixed precision (bfloat16 on CPU, float16 on CUDA).")
@@ -152,7 +154,7 @@ def train(
         )
     threads(n_threads)
     check_out(out, what="checkpoint")  # (an existing one: train refuses it without --resume)
-    train_set, dev_set = train_dev(corpus, dev, skip_bad)
+    train_set, dev_set = train_dev(corpus, dev, skip_bad, normalize_text)
     console.print(
         f"train: {len(train_set)} utterances, {train_set.duration / 3600:.2f} h; "
         f"dev: {len(dev_set)} utterances"
@@ -195,6 +197,7 @@ def evaluate_cmd(
         bool, typer.Option(help="Also report per speaker (Whisper: always).")
     ] = False,
     skip_bad: Annotated[bool, typer.Option(help="Leave out bad utterances (listed).")] = False,
+    normalize_text: Annotated[bool, typer.Option(help=NORMALIZE_TEXT_HELP)] = False,
     hyps: Annotated[
         Path | None,
         typer.Option(
@@ -213,12 +216,14 @@ def evaluate_cmd(
     if registered(model):
         from gradnap.cli.whisper import whisper_eval
 
-        data = read(corpus, skip_bad)
+        data = read(corpus, skip_bad, normalize_text=normalize_text)
         ev = whisper_eval(lambda: load_model(model, named_ok=True), data, fail)
         beam_width, by_speaker = 0, True
     else:
         net = load_model(model)
-        data = read(corpus, skip_bad, net.alphabet, net.feature_config)
+        data = read(
+            corpus, skip_bad, net.alphabet, net.feature_config, normalize_text=normalize_text
+        )
         ev = evaluate(net, list(data), net.alphabet, net.feature_config, beam_width or None)
     table = Table(
         title=f"{model} on {corpus} ({len(data)} utterances, {data.duration / 60:.1f} min)"

@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from gradnap.cli.common import app, check_device, console, fail, load_model, read, threads
+from gradnap.cli.common import (
+    NORMALIZE_TEXT_HELP,
+    app,
+    check_device,
+    console,
+    fail,
+    load_model,
+    read,
+    threads,
+)
 from gradnap.options import DEFAULT_THREADS, THREADS_HELP
 from gradnap.profiling.groupings import GROUPINGS, group_coords, needs
 
@@ -62,6 +71,7 @@ def profile(
     ] = "auto",
     include_blank: Annotated[bool, typer.Option(help="Blank frames are events too.")] = False,
     skip_bad: Annotated[bool, typer.Option(help="Leave out bad utterances (listed).")] = False,
+    normalize_text: Annotated[bool, typer.Option(help=NORMALIZE_TEXT_HELP)] = False,
     resume: Annotated[
         bool, typer.Option(help="Continue a killed run from OUT.partial (same settings).")
     ] = False,
@@ -134,7 +144,7 @@ def profile(
         from gradnap.models.checkpoint import DEFAULT_CORPUS as corpus
     data = read(
         corpus, skip_bad, alphabet, feature_config, group_by=groups,
-        alignments=alignments, limit=limit,
+        alignments=alignments, limit=limit, normalize_text=normalize_text,
     )  # fmt: skip
     if token_model:  # Whisper's 30 s window: every file over it named at once
         from gradnap.decode.whisper import check_lengths

@@ -14,12 +14,13 @@ def train_dev_split(
     skip_bad: bool = False,
     dev_fraction=0.1,
     progress: bool = False,
+    normalize_text: bool = False,
 ) -> tuple[Corpus, Corpus]:
     """The training and dev sets of a corpus folder: ``dev`` (another folder) when given;
     else the corpus's ``train/`` and ``dev/`` folders when it has both; else a fixed split
     by a hash of the utterance ids (``dev_fraction`` of them for dev,
     :meth:`Corpus.split`). Every utterance is checked (:func:`gradnap.data.validate.
-    read_checked`: audio decoded in full); ``skip_bad`` as there (raises
+    read_checked`: audio decoded in full); ``skip_bad`` and ``normalize_text`` as there (raises
     :class:`gradnap.CorpusError` otherwise).
 
     >>> train_set, dev_set = train_dev_split("synth/")  # doctest: +SKIP
@@ -27,7 +28,9 @@ def train_dev_split(
     corpus = Path(corpus)
 
     def read_corpus(path, skip_bad):
-        return read_checked(path, skip_bad=skip_bad, progress=progress)
+        return read_checked(
+            path, skip_bad=skip_bad, progress=progress, normalize_text=normalize_text
+        )
 
     if dev is not None:
         return read_corpus(corpus, skip_bad=skip_bad), read_corpus(dev, skip_bad=skip_bad)
