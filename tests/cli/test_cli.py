@@ -223,3 +223,19 @@ def test_profile_rejects_alignments_of_other_audio(small_corpus, tiny_model, tmp
     assert r.exit_code == 1
     assert "ends at 4.000 s but its audio lasts 1.500 s" in r.output
     assert not (tmp_path / "p.nc").exists()
+
+
+def test_eval_normalize_text_and_low_rate_warning(tiny_model, tmp_path):
+    import soundfile as sf
+
+    from tests.conftest import tone
+
+    corpus = tmp_path / "c" / "ann"
+    corpus.mkdir(parents=True)
+    sf.write(corpus / "a.wav", tone(3.0, sr=8000), 8000)
+    (corpus / "a.lab").write_text("Hello, World! It's 42.\n")
+    r = invoke("eval", "--model", tiny_model, "--corpus", corpus.parent)
+    assert r.exit_code == 1 and "characters not in the alphabet for a" in r.output
+    r = invoke("eval", "--model", tiny_model, "--corpus", corpus.parent, "--normalize-text")
+    assert r.exit_code == 0, r.output
+    assert "warning:" in r.output and "below 16 kHz (8000 Hz" in r.output

@@ -59,7 +59,7 @@ def test_txt_wins_over_lab(tmp_path):
 
 
 def test_normalize_text(tmp_path):
-    write(tmp_path / "d" / "a.wav", seconds=3.0, text='"Hello, World!" -- it\'s 42 O\'Clock.')
+    write(tmp_path / "d" / "a.wav", seconds=3.0, text="\"Hello, World!\" -- it's 42 O'Clock.")
     with pytest.raises(CorpusError, match="characters not in the alphabet for a"):
         read_corpus(tmp_path)
     with pytest.raises(CorpusError, match="characters not in the alphabet for a"):
