@@ -8,23 +8,32 @@ gradnap=".venv/bin/gradnap"
 assets="src/gradnap/assets"
 mkdir -p "$out"
 
-echo "== 1/6 the bundled model"
+echo "== 1/7 the bundled model"
 "$gradnap" model-info --model "$assets/default-model.pt"
 
-echo "== 2/6 its error rates on the bundled corpus (sentences it never heard)"
+echo "== 2/7 its error rates on the bundled corpus (sentences it never heard)"
 "$gradnap" eval --model "$assets/default-model.pt" --corpus "$assets/eval/test" --by-speaker
 "$gradnap" eval --model "$assets/default-model.pt" --corpus "$assets/eval/test-unseen-voice"
 
-echo "== 3/6 GradNAP, NAvAI and NAP profiles: graphemes, phonemes, speakers, every layer"
+echo "== 3/7 GradNAP, NAvAI and NAP profiles: graphemes, phonemes, speakers, every layer"
 "$gradnap" profile --corpus "$assets/eval" --out "$out/profiles.nc" --resume \
     --group-by grapheme,phoneme,speaker,target,correct
 
-echo "== 4/6 what the profiles rest on"
+echo "== 4/7 what the profiles rest on"
 "$gradnap" summary "$out/profiles.nc"
-echo "== 5/6 sanity check: profiles of the model randomized from the top layer down"
+echo "== 5/7 sanity check: profiles of the model randomized from the top layer down"
 "$gradnap" sanity --corpus "$assets/eval" --limit 12 --out "$out/sanity.nc"
 
-echo "== 6/6 the analyses and the HTML report"
+echo "== 6/7 the analyses and the HTML report"
 "$gradnap" report "$out/profiles.nc" --sanity "$out/sanity.nc" --out "$out/report"
+echo "== 7/7 Whisper tiny.en on real speech (Debian's pocketsphinx-testdata: LibriVox, cards, goforward)"
+if [ ! -f "$out/real-speech/corpus.json" ]; then
+    .venv/bin/python scripts/real_speech_corpus.py --out "$out/real-speech"
+fi
+"$gradnap" eval --model whisper-tiny.en --corpus "$out/real-speech"
+"$gradnap" profile --model whisper-tiny.en --corpus "$out/real-speech" --out "$out/whisper.nc" \
+    --resume --group-by token,phoneme
+"$gradnap" report "$out/whisper.nc" --out "$out/whisper-report"
+echo "Whisper report: $(cd "$out/whisper-report" && pwd)/index.html"
 echo "demo finished: profiles in $out/profiles.nc (xarray.open_datatree or gradnap.load_profiles)"
 echo "report: $(cd "$out/report" && pwd)/index.html"
