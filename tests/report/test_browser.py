@@ -10,6 +10,7 @@ import shutil
 import threading
 
 import pytest
+import torch
 
 from gradnap.report import ReportOptions, build_report
 
@@ -125,3 +126,57 @@ def test_report_in_headless_chromium(served_report):
         assert driver.execute_script(FAILED)
     finally:
         driver.quit()
+
+
+LOAD_AUDIO = """
+const audios = Array.from(document.querySelectorAll('audio'));
+audios.forEach(a => { a.preload = 'metadata'; a.load(); });
+return audios.length;
+"""
+AUDIO_STATES = "return Array.from(document.querySelectorAll('audio')).map(a => a.readyState);"
+
+
+def audio_ready(driver, timeout=60):
+    """Every <audio> of the page loads its metadata (readyState >= HAVE_METADATA = 1)."""
+    import time
+
+    n = driver.execute_script(LOAD_AUDIO)
+    deadline = time.time() + timeout
+    states = driver.execute_script(AUDIO_STATES)
+    while min(states, default=1) < 1 and time.time() < deadline:
+        time.sleep(0.1)
+        states = driver.execute_script(AUDIO_STATES)
+    assert all(s >= 1 for s in states), states
+    return n
+
+
+def test_every_audio_element_loads(tmp_path):
+    """The clips of the top neurons' events and the optimal input's sound all load."""
+    import gradnap
+    from gradnap.models import Wav2Letter
+    from tests.conftest import write_librispeech
+
+    root = write_librispeech(tmp_path / "corpus", {"19-198-0000": "HELLO", "84-121-0000": "ZOO"})
+    torch.manual_seed(0)
+    model = Wav2Letter.from_preset("tiny").eval()
+    tree = gradnap.profiles(
+        model, root, layers=["input", "conv2"], include_blank=True, group_by=["speaker"],
+        progress=False,
+    )  # fmt: skip
+    opts = ReportOptions(
+        groups=["speaker:19"], min_count=1, featvis_layers=["conv2"], featvis_steps=2
+    )
+    index = build_report(tree, tmp_path / "r", model, options=opts, progress=False)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(index.parent))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    driver = browser()
+    try:
+        driver.get(f"http://127.0.0.1:{server.server_address[1]}/layer-conv2.html")
+        check_page(driver)
+        assert audio_ready(driver) >= 26  # 5 neurons x 5 events, and the optimal input
+        check_page(driver)
+    finally:
+        driver.quit()
+        server.shutdown()
