@@ -40,8 +40,23 @@ class FrontEnd:
         return {"name": self.name, "sample_rate": self.sample_rate, "hop_seconds": self.hop_seconds}
 
 
+class _Framed(FrontEnd):
+    """A front end framed by a :class:`FeatureConfig` (``self.config``): its sample rate
+    and hop are the config's."""
+
+    config: FeatureConfig
+
+    @property
+    def sample_rate(self):
+        return self.config.sample_rate
+
+    @property
+    def hop_seconds(self):
+        return self.config.hop_seconds
+
+
 @dataclass
-class LogMel(FrontEnd):
+class LogMel(_Framed):
     """Log-mel spectrogram (:func:`gradnap.features`), any number of bins."""
 
     config: FeatureConfig
@@ -51,14 +66,6 @@ class LogMel(FrontEnd):
     @property
     def feature_config(self):
         return self.config
-
-    @property
-    def sample_rate(self):
-        return self.config.sample_rate
-
-    @property
-    def hop_seconds(self):
-        return self.config.hop_seconds
 
     def __call__(self, waveform, sample_rate):
         return features(waveform, sample_rate, self.config)
@@ -71,7 +78,7 @@ class LogMel(FrontEnd):
 
 
 @dataclass
-class MFCC(FrontEnd):
+class MFCC(_Framed):
     """MFCCs: the DCT-II (orthonormal) of the log-mel frames, first ``n_mfcc`` coefficients,
     z-normalized per utterance like the log-mels (``normalize``)."""
 
@@ -79,14 +86,6 @@ class MFCC(FrontEnd):
     config: FeatureConfig = FeatureConfig(n_mels=40)
 
     name = "mfcc"
-
-    @property
-    def sample_rate(self):
-        return self.config.sample_rate
-
-    @property
-    def hop_seconds(self):
-        return self.config.hop_seconds
 
     def __call__(self, waveform, sample_rate):
         raw = features(waveform, sample_rate, replace(self.config, normalize="none"))
