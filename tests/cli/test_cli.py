@@ -1,6 +1,7 @@
 import shutil
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 import gradnap
@@ -197,6 +198,25 @@ def test_export_half(tiny_model, tmp_path):
     r = invoke("export", "--model", tiny_model, "--out", tmp_path / "h.pt")
     assert r.exit_code == 0, r.output
     assert (tmp_path / "h.pt").stat().st_size < tiny_model.stat().st_size
+
+
+def test_export_keeps_a_kept_checkpoints_step(tmp_path):
+    """A checkpoint kept along training stays usable by gradnap dynamics once exported."""
+    from gradnap.audio import FeatureConfig
+    from gradnap.data import Alphabet
+    from gradnap.models import Wav2Letter
+    from gradnap.models.checkpoint import read_checkpoint, save_checkpoint
+
+    info = {"step": 37, "epoch": 1.5, "dev_cer": 0.61}
+    kept = save_checkpoint(
+        tmp_path / "step-0000037.pt", Wav2Letter.from_preset("tiny"), Alphabet(),
+        FeatureConfig(), extra={"trajectory": info},
+    )  # fmt: skip
+    r = invoke("export", "--model", kept, "--out", tmp_path / "h.pt")
+    assert r.exit_code == 0, r.output
+    payload = read_checkpoint(tmp_path / "h.pt")
+    assert payload["trajectory"] == info
+    assert payload["state_dict"]["conv1.conv.conv.weight"].dtype == torch.float16
 
 
 def test_profile_rejects_alignments_of_other_audio(small_corpus, tiny_model, tmp_path):

@@ -67,6 +67,12 @@ def test_layer_pages_let_you_listen_to_the_top_neurons(tmp_path):
     for clip in set(clips):
         wav, sr = sf.read(index.parent / clip)
         assert sr == 16000 and len(wav) == 8000
-    assert len(re.findall(r'<img src="figures/listen/conv2/speaker-19_n\d+\.png"', page)) == 5
+    assert len(re.findall(r'src="figures/listen/conv2/speaker-19_n\d+\.png"', page)) == 5
+    # each mean log-mel is drawn with axes (Hz on a mel scale, ms from the event) and its scale
+    listen = page[page.index('<div class="listen">') :]
+    assert listen.count("time from the event (ms)") == 5
+    assert listen.count("frequency (Hz, mel scale)") == 5
+    assert listen.count('src="figures/colorbar-magma.png"') == 5
+    assert (index.parent / "figures" / "colorbar-magma.png").is_file()
     for ref in re.findall(r'src="(figures/listen/[^"]+)"', page):
         assert (index.parent / ref).is_file()

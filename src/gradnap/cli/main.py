@@ -346,8 +346,11 @@ def export(
     out: Annotated[Path, typer.Option(help="Model file to write (weights and settings).")],
     half: Annotated[bool, typer.Option(help="Store weights in half precision.")] = True,
 ) -> None:
-    """Write a model file without optimizer state (what gradnap.load() reads)."""
-    from gradnap.models.checkpoint import save_checkpoint
+    """Write a model file without optimizer state (what gradnap.load() reads).
+
+    A checkpoint kept along training (train --keep-checkpoints) keeps its step, epoch and
+    dev CER, so exported trajectories still work with gradnap dynamics."""
+    from gradnap.models.checkpoint import read_checkpoint, save_checkpoint
     from gradnap.models.registry import registered
 
     if registered(model):
@@ -356,7 +359,9 @@ def export(
             f"export writes Wav2Letter checkpoints only (there is nothing to export)"
         )
     net = load_model(model)
-    save_checkpoint(out, net, net.alphabet, net.feature_config, half=half)
+    info = read_checkpoint(model).get("trajectory")
+    extra = {"trajectory": info} if info is not None else None
+    save_checkpoint(out, net, net.alphabet, net.feature_config, half=half, extra=extra)
     console.print(f"model: {out} ({out.stat().st_size / 1e6:.1f} MB)")
 
 

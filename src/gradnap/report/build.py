@@ -9,8 +9,6 @@ Nothing is loaded from the network. Pages are rendered with Jinja2.
 
 from __future__ import annotations
 
-import hashlib
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +26,8 @@ from gradnap.atomic import atomic_write, write_text
 from gradnap.profiling.groupings import group_coords
 from gradnap.report import heatmaps
 from gradnap.report.drawing import TREE, Drawer, LayerRef
+from gradnap.report.listening import listen_entries
+from gradnap.report.slugs import slug
 
 PAPER_PHONEMES = ("AA", "AE", "IY", "T")
 VARIANT_LABELS = {"gradnap": "GradNAP", "navai": "NAvAI", "saliency": "saliency-adjusted"}
@@ -57,20 +57,6 @@ class ReportOptions:
     dendrogram_percentile: float = 75
     workers: int | None = None
     extra: dict = field(default_factory=dict)
-
-
-def slug(text: str) -> str:
-    """A file-name- and HTML-id-safe form of a name, unique per name.
-
-    Plain names keep a readable form (``phoneme:AA`` -> ``phoneme-AA``, ``grapheme:<space>``
-    -> ``grapheme-space``); any other name gets a short hash of itself appended, so names
-    that differ only in punctuation (``speaker:f_01``, ``speaker:f-01``) never share a file
-    or an id, whatever characters they hold.
-    """
-    base = re.sub(r"[^A-Za-z0-9]+", "-", text.replace("<space>", "space")).strip("-") or "x"
-    if re.fullmatch(r"[A-Za-z0-9]+(:([A-Za-z0-9]+|<space>))?", text):
-        return base
-    return f"{base}-{hashlib.sha1(text.encode('utf-8')).hexdigest()[:8]}"
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -379,7 +365,7 @@ def _layer_page(
             entry["action"] = f"figures/{stem}.png"
             if listener is None:
                 listener = Listener(tree)
-            entry["listen"], entry["listen_note"] = _listen_entries(
+            entry["listen"], entry["listen_note"] = listen_entries(
                 listener, ds, layer, g, top["neuron"].values, fig_dir
             )
             if spec is not None and layer in featvis_layers:
@@ -448,38 +434,3 @@ def _sanity_rows(sanity):
             }
         )
     return tables
-
-
-def _listen_entries(listener, ds, layer, group, neurons, fig_dir: Path) -> tuple[list, str]:
-    """'What does this neuron listen to': per top neuron of ``group``, its top events'
-    clips (WAV, each (utterance, time) written once) and mean aligned log-mel (PNG)."""
-    if "top_utterance" not in ds:
-        return [], ""
-    sub = fig_dir / "listen" / slug(layer)
-    sub.mkdir(parents=True, exist_ok=True)
-    entries = []
-    try:
-        for n in neurons:
-            heard = listener.neuron(layer, group, int(n))
-            clips = []
-            for c in heard.clips:
-                name = f"{slug(c.utterance)}_{round(c.time * 1000)}ms.wav"
-                if not (fig_dir / "listen" / name).exists():
-                    with atomic_write(fig_dir / "listen" / name) as tmp:
-                        sf.write(tmp, c.audio, c.sample_rate, format="WAV")
-                clips.append(
-                    {"src": f"figures/listen/{name}", "utterance": c.utterance,
-                     "time": f"{c.time:.2f}", "activation": f"{c.activation:.3g}"}
-                )  # fmt: skip
-            spec = heard.spectrogram.values
-            stem = f"{slug(group)}_n{int(n)}.png"
-            if np.isfinite(spec).any():
-                lo, hi = np.nanmin(spec), np.nanmax(spec)
-                grey = np.uint8(255 * (spec - lo) / (hi - lo if hi > lo else 1))[::-1]
-                rgb = np.repeat(np.repeat(grey, 2, 0), 4, 1)[..., None].repeat(3, -1)
-                heatmaps.write_png(rgb, sub / stem)
-            src = f"figures/listen/{slug(layer)}/{stem}"
-            entries.append({"neuron": int(n), "clips": clips, "spectrogram": src})
-    except (OSError, ValueError, KeyError) as exc:  # no corpus here: say so, draw the rest
-        return entries, f"audio of the top events not found ({exc})"
-    return entries, ""

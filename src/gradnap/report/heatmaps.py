@@ -28,12 +28,13 @@ TARGET_WIDTH = 240  # px, reached with whole pixels per offset
 HZ_TICKS = (100, 250, 500, 1000, 2000, 4000, 8000)
 
 
-def _lut() -> np.ndarray:
-    rgba = matplotlib.colormaps[CMAP](np.linspace(0, 1, 256))
+def _lut(cmap: str = CMAP) -> np.ndarray:
+    rgba = matplotlib.colormaps[cmap](np.linspace(0, 1, 256))
     return (rgba[:, :3] * 255).round().astype(np.uint8)
 
 
 LUT = _lut()
+SEQUENTIAL_LUT = _lut("magma")  # for values not centred on zero (mean log-mel inputs)
 
 
 def _nice_step(span: float, ticks: int = 6) -> float:
@@ -144,7 +145,26 @@ def write_heatmap(values: np.ndarray, lay: dict, path: str | Path) -> float:
     return vmax
 
 
-def write_colorbar(path: str | Path, height: int = 256, width: int = 12) -> Path:
-    """The colour scale (top: +vmax, middle: 0, bottom: -vmax) as a vertical image."""
-    ramp = LUT[np.linspace(255, 0, height).round().astype(int)]
+def write_sequential(values: np.ndarray, lay: dict, path: str | Path) -> tuple[float, float]:
+    """Draw ``(rows, offsets)`` values (row 0 at the bottom) on the sequential colour scale
+    from their smallest to their largest finite value; returns ``(lo, hi)``. NaN is grey."""
+    v = binned(values, lay["bin"])
+    finite = np.isfinite(v)
+    lo = float(v[finite].min()) if finite.any() else 0.0
+    hi = float(v[finite].max()) if finite.any() else 0.0
+    span = hi - lo or 1.0
+    idx = np.clip(np.round((np.nan_to_num(v, nan=lo) - lo) / span * 255), 0, 255)
+    rgb = SEQUENTIAL_LUT[idx.astype(np.uint8)]
+    rgb[~finite] = 160
+    rgb = np.repeat(np.repeat(rgb[::-1], lay["row_px"], axis=0), lay["col_px"], axis=1)
+    write_png(rgb, path)
+    return lo, hi
+
+
+def write_colorbar(
+    path: str | Path, height: int = 256, width: int = 12, lut: np.ndarray = LUT
+) -> Path:
+    """A colour scale as a vertical image, its largest value at the top (for the diverging
+    scale: +vmax, 0 in the middle, -vmax at the bottom)."""
+    ramp = lut[np.linspace(255, 0, height).round().astype(int)]
     return write_png(np.repeat(ramp[:, None, :], width, axis=1), path)
