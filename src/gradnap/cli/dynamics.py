@@ -8,7 +8,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from gradnap.cli.common import app, check_device, console, fail, read
+from gradnap.cli.common import (
+    app,
+    check_device,
+    console,
+    fail,
+    read,
+    threads,
+)
+from gradnap.options import DEFAULT_THREADS, THREADS_HELP
 
 
 @app.command()
@@ -48,6 +56,7 @@ def dynamics(
     ] = "phoneme:AE",
     min_count: Annotated[int, typer.Option(help="Fewer events: not clustered.")] = 10,
     skip_bad: Annotated[bool, typer.Option(help="Leave out bad utterances (listed).")] = False,
+    n_threads: Annotated[int, typer.Option("--threads", help=THREADS_HELP)] = DEFAULT_THREADS,
 ) -> None:
     """Profile every kept checkpoint of a training run on the same utterances; print the
     Silhouette scores per layer and step and when each group's profile settles.
@@ -58,6 +67,7 @@ def dynamics(
     from gradnap.profiling.trajectory import find_checkpoints, trajectory
 
     check_device(device)
+    threads(n_threads)
     try:
         paths = find_checkpoints(checkpoints)
     except FileNotFoundError as exc:
