@@ -40,22 +40,23 @@ def check_output(
     resume: bool | None = None,
     expected_bytes: int = 0,
     what: str = "result",
+    example: str = "out.nc",
 ) -> Path:
     """Check that ``path`` can take the output of a run, before the run.
 
     Raises :class:`OutputError` (one line) if ``path`` is a folder, its folder cannot be
     created or written, the disk has less free space than ``max(expected_bytes, 100 MB)``,
     or ``path`` exists and neither ``force`` nor ``resume`` is given (``resume=None``: the
-    command has no ``--resume``, and the message does not offer it).
+    command has no ``--resume``, and the message does not offer it). ``what`` and
+    ``example`` (a file name) word the messages.
 
     >>> check_output("build/profiles.nc")  # doctest: +SKIP
     PosixPath('build/profiles.nc')
     """
     path = Path(path)
     if path.is_dir():
-        suffix = path.suffix if path.suffix else ".nc"
         raise OutputError(
-            f"{path}: is a folder; give the {what} file's name, e.g. {path}/out{suffix}"
+            f"{path}: is a folder; give the {what} file's name, e.g. {path}/{example}"
         )
     folder = path.parent
     try:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from gradnap.cli.common import app, check_device, console, fail, read
+from gradnap.cli.common import app, check_device, check_out, console, fail, read
 
 
 @app.command()
@@ -48,6 +48,7 @@ def dynamics(
     ] = "phoneme:AE",
     min_count: Annotated[int, typer.Option(help="Fewer events: not clustered.")] = 10,
     skip_bad: Annotated[bool, typer.Option(help="Leave out bad utterances (listed).")] = False,
+    force: Annotated[bool, typer.Option(help="Replace an existing trajectory at OUT.")] = False,
 ) -> None:
     """Profile every kept checkpoint of a training run on the same utterances; print the
     Silhouette scores per layer and step and when each group's profile settles.
@@ -55,8 +56,10 @@ def dynamics(
     Under torchrun each process profiles its shard of the utterances."""
     from gradnap.analysis.dynamics import settling, silhouette_over_training
     from gradnap.models.checkpoint import CheckpointError
+    from gradnap.outputs import OutputError
     from gradnap.profiling.trajectory import find_checkpoints, trajectory
 
+    check_out(out, force=force, resume=resume, what="trajectory", example="traj.nc")
     check_device(device)
     try:
         paths = find_checkpoints(checkpoints)
@@ -74,7 +77,7 @@ def dynamics(
         traj = trajectory(
             paths, data, out, chosen, groups, events, alignments, limit, device, resume=resume
         )
-    except (CheckpointError, FileExistsError, KeyError, ValueError) as exc:
+    except (CheckpointError, FileExistsError, KeyError, ValueError, OutputError) as exc:
         fail(str(exc).strip("'\""))
     if traj is None:  # not rank 0
         return
