@@ -22,10 +22,10 @@ echo "== 3/7 GradNAP, NAvAI and NAP profiles: graphemes, phonemes, speakers, eve
 echo "== 4/7 what the profiles rest on"
 "$gradnap" summary "$out/profiles.nc"
 echo "== 5/7 sanity check: profiles of the model randomized from the top layer down"
-"$gradnap" sanity --corpus "$assets/eval" --limit 12 --out "$out/sanity.nc"
+"$gradnap" sanity --corpus "$assets/eval" --limit 12 --out "$out/sanity.nc" --force
 
 echo "== 6/7 the analyses and the HTML report"
-"$gradnap" report "$out/profiles.nc" --sanity "$out/sanity.nc" --out "$out/report"
+"$gradnap" report "$out/profiles.nc" --sanity "$out/sanity.nc" --out "$out/report" --force
 echo "== 7/7 Whisper tiny.en on real speech (Debian's pocketsphinx-testdata: LibriVox, cards, goforward)"
 if [ ! -f "$out/real-speech/corpus.json" ]; then
     .venv/bin/python scripts/real_speech_corpus.py --out "$out/real-speech"
@@ -33,7 +33,7 @@ fi
 "$gradnap" eval --model whisper-tiny.en --corpus "$out/real-speech"
 "$gradnap" profile --model whisper-tiny.en --corpus "$out/real-speech" --out "$out/whisper.nc" \
     --resume --group-by token,phoneme
-"$gradnap" report "$out/whisper.nc" --out "$out/whisper-report"
+"$gradnap" report "$out/whisper.nc" --out "$out/whisper-report" --force
 echo "Whisper report: $(cd "$out/whisper-report" && pwd)/index.html"
 echo "demo finished: profiles in $out/profiles.nc (xarray.open_datatree or gradnap.load_profiles)"
 echo "report: $(cd "$out/report" && pwd)/index.html"

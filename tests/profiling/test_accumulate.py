@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from gradnap.profiling.accumulate import _sorted_window_sums, _starts, _window_sums
+from gradnap.profiling.windows import sorted_window_sums, window_starts, window_sums
 
 
 def naive_windows(full, first, width):
@@ -38,7 +38,7 @@ def test_window_sums_equal_a_per_event_loop(dense, channels):
     full, first, membership = case(dense, channels)
     for width in (1, 6, 7):
         want = torch.einsum("ge,eck->gck", membership, naive_windows(full, first, width))
-        got = _window_sums(full, *_starts(first, width, full.shape[1], membership), width)
+        got = window_sums(full, *window_starts(first, width, full.shape[1], membership), width)
         assert got.dtype == torch.float64 and got.shape == want.shape
         assert torch.allclose(got, want, rtol=0, atol=1e-12)
 
@@ -49,8 +49,8 @@ def test_sorted_window_sums_in_chunks_equal_a_per_event_loop(dense):
     for width in (1, 6, 7):
         crops = naive_windows(full, first, width).sort(dim=-1).values
         want = torch.einsum("ge,eck->gck", membership, crops)
-        starts = _starts(first, width, full.shape[1], membership)
-        got = _sorted_window_sums(full, *starts, width, chunk=3)
+        starts = window_starts(first, width, full.shape[1], membership)
+        got = sorted_window_sums(full, *starts, width, chunk=3)
         assert torch.allclose(got, want, rtol=0, atol=1e-12)
 
 

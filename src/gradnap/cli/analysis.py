@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
-from gradnap.atomic import atomic_write
 from gradnap.cli.common import (
     NORMALIZE_TEXT_HELP,
     app,
+    check_out,
     console,
     fail,
     load_model,
@@ -40,14 +40,17 @@ def sanity(
         str, typer.Option(help="Comma-separated profile variants compared (gradnap, navai, ...).")
     ] = "gradnap,navai",
     n_threads: Annotated[int, typer.Option("--threads", help=THREADS_HELP)] = DEFAULT_THREADS,
+    force: Annotated[bool, typer.Option(help="Replace an existing table at OUT.")] = False,
 ) -> None:
     """Model-randomization sanity check (Adebayo et al. 2018): Spearman correlation of the
     trained model's profiles with those after randomizing its weights from the top layer
     down, keeping the trained model's events, classes and labels."""
     from gradnap.analysis.sanity import cascading_randomization
+    from gradnap.outputs import OutputError, write_netcdf
     from gradnap.profiling.spec import ModelSpec
 
     threads(n_threads)
+    check_out(out, force=force, what="sanity table", example="sanity.nc")
     net = load_model(model)
     if corpus is None:
         from gradnap.models.checkpoint import DEFAULT_CORPUS as corpus
@@ -70,8 +73,10 @@ def sanity(
         )
     except (KeyError, ValueError) as exc:
         fail(str(exc).strip("'\""))
-    with atomic_write(out) as tmp:
-        table.to_netcdf(tmp, engine="h5netcdf")
+    try:
+        write_netcdf(table, out)  # a full disk or a Ctrl-C: nothing at OUT
+    except OutputError as exc:
+        fail(str(exc))
     for var in [v for v in table.data_vars if str(v).startswith("spearman_")]:
         frame = table[var].to_pandas()
         frame.columns = [c.replace("conv", "c") for c in frame.columns]
@@ -106,6 +111,7 @@ def report(
     featvis_lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 0.1,
     seed: Annotated[int, typer.Option(help="Seed of the optimization's start.")] = 0,
     n_threads: Annotated[int, typer.Option("--threads", help=THREADS_HELP)] = DEFAULT_THREADS,
+    force: Annotated[bool, typer.Option(help="Replace a report already in OUT.")] = False,
 ) -> None:
     """A static HTML report of a profile result: Silhouette scores per layer, every layer's
     and group's profiles, dendrograms, action potentials, optimal inputs, sanity table."""
@@ -116,6 +122,7 @@ def report(
     from gradnap.report import ReportOptions, build_report
 
     threads(n_threads)
+    check_out(out, force=force, folder=True)
     try:
         tree = load_profiles(result)
     except (FileNotFoundError, OSError, ValueError) as exc:

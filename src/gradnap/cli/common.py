@@ -71,13 +71,14 @@ def threads(n: int) -> None:
         fail(str(exc))
 
 
-def check_out(path: Path, **kwargs) -> None:
-    """:func:`gradnap.outputs.check_output` (an existing file allowed unless ``force=False``
-    is passed), or a clear error."""
-    from gradnap.outputs import OutputError, check_output
+def check_out(path: Path, folder: bool = False, **kwargs) -> None:
+    """:func:`gradnap.outputs.check_output` (``folder``: :func:`~gradnap.outputs.check_folder`)
+    before the work, or a clear error. An existing output is allowed unless ``force=False``
+    is passed (train refuses an existing checkpoint itself)."""
+    from gradnap.outputs import OutputError, check_folder, check_output
 
     try:
-        check_output(path, **{"force": True, **kwargs})
+        (check_folder if folder else check_output)(path, **{"force": True, **kwargs})
     except OutputError as exc:
         fail(str(exc))
 

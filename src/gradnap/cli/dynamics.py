@@ -11,6 +11,7 @@ from rich.table import Table
 from gradnap.cli.common import (
     app,
     check_device,
+    check_out,
     console,
     fail,
     read,
@@ -56,6 +57,7 @@ def dynamics(
     ] = "phoneme:AE",
     min_count: Annotated[int, typer.Option(help="Fewer events: not clustered.")] = 10,
     skip_bad: Annotated[bool, typer.Option(help="Leave out bad utterances (listed).")] = False,
+    force: Annotated[bool, typer.Option(help="Replace an existing trajectory at OUT.")] = False,
     n_threads: Annotated[int, typer.Option("--threads", help=THREADS_HELP)] = DEFAULT_THREADS,
 ) -> None:
     """Profile every kept checkpoint of a training run on the same utterances; print the
@@ -64,8 +66,10 @@ def dynamics(
     Under torchrun each process profiles its shard of the utterances."""
     from gradnap.analysis.dynamics import settling, silhouette_over_training
     from gradnap.models.checkpoint import CheckpointError
+    from gradnap.outputs import OutputError
     from gradnap.profiling.trajectory import find_checkpoints, trajectory
 
+    check_out(out, force=force, resume=resume, what="trajectory", example="traj.nc")
     check_device(device)
     threads(n_threads)
     try:
@@ -84,7 +88,7 @@ def dynamics(
         traj = trajectory(
             paths, data, out, chosen, groups, events, alignments, limit, device, resume=resume
         )
-    except (CheckpointError, FileExistsError, KeyError, ValueError) as exc:
+    except (CheckpointError, FileExistsError, KeyError, ValueError, OutputError) as exc:
         fail(str(exc).strip("'\""))
     if traj is None:  # not rank 0
         return

@@ -39,18 +39,59 @@ def main(
 ) -> None:
     """Gradient-adjusted Neuron Activation Profiles for convolutional speech recognition."""
     import signal
+    import sys
 
+    _said.clear()
     signal.signal(signal.SIGINT, _interrupted)
+    if not getattr(sys.unraisablehook, "gradnap", False):
+        sys.unraisablehook = _unraisable(sys.unraisablehook)
+
+
+_said: list = []  # the Ctrl-C message is printed once a command
 
 
 def _interrupted(signum, frame) -> None:
-    """Ctrl-C: say so (typer exits with status 130 on the KeyboardInterrupt)."""
-    err.print(
-        "[bold red]interrupted[/] (Ctrl-C): stopped; outputs are written whole or not at all "
-        "(profile: --resume continues from the last partial checkpoint)",
-        highlight=False,
-    )
+    """Ctrl-C: say so once (typer exits with status 130 on the KeyboardInterrupt)."""
+    if not _said:
+        _said.append(True)
+        if _progress_bar_shown():  # the message on a line of its own, not after the bar
+            err.print()
+        err.print(
+            "[bold red]interrupted[/] (Ctrl-C): stopped; outputs are written whole or not at "
+            "all (profile: --resume continues from the last partial checkpoint)",
+            highlight=False,
+        )
     raise KeyboardInterrupt
+
+
+def _progress_bar_shown() -> bool:
+    import sys
+
+    tqdm = sys.modules.get("tqdm")
+    bars = list(getattr(getattr(tqdm, "tqdm", None), "_instances", ()))
+    return any(not getattr(bar, "disable", True) for bar in bars)
+
+
+def _unraisable(previous):
+    """A hook for exceptions Python cannot raise (in a ``__del__`` or a weakref callback,
+    where a Ctrl-C's KeyboardInterrupt lands now and then, e.g. in h5py or torch): the
+    Ctrl-C is sent again 10 ms later from another thread, to land in the command's own code
+    (sent at once it landed in this hook, and was lost again), instead of being printed as
+    "Exception ignored" and lost; anything else goes to ``previous``."""
+    import os
+    import signal
+    import threading
+
+    def hook(unraisable) -> None:
+        if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt):
+            again = threading.Timer(0.01, os.kill, (os.getpid(), signal.SIGINT))
+            again.daemon = True
+            again.start()
+        else:
+            previous(unraisable)
+
+    hook.gradnap = True
+    return hook
 
 
 @app.command("model-info")
@@ -153,7 +194,9 @@ def train(
             f"trains; train trains Wav2Letter presets (paper, mid, small, tiny) with CTC"
         )
     threads(n_threads)
-    check_out(out, what="checkpoint")  # (an existing one: train refuses it without --resume)
+    check_out(
+        out, what="checkpoint", example="model.pt"
+    )  # (an existing one: train refuses it without --resume)
     train_set, dev_set = train_dev(corpus, dev, skip_bad, normalize_text)
     console.print(
         f"train: {len(train_set)} utterances, {train_set.duration / 3600:.2f} h; "
@@ -206,12 +249,15 @@ def evaluate_cmd(
         ),
     ] = None,
     n_threads: Annotated[int, typer.Option("--threads", help=THREADS_HELP)] = DEFAULT_THREADS,
+    force: Annotated[bool, typer.Option(help="Replace an existing --hyps file.")] = False,
 ) -> None:
     """Print CER and WER of greedy and beam-search decoding on a corpus."""
     from gradnap.decode.evaluate import evaluate
     from gradnap.models.registry import registered
 
     threads(n_threads)
+    if hyps is not None:
+        check_out(hyps, force=force, what="hypotheses", example="hyps.tsv")
 
     if registered(model):
         from gradnap.cli.whisper import whisper_eval
@@ -244,13 +290,18 @@ def evaluate_cmd(
 
 
 def _write_hyps(path: Path, references: dict[str, str], hypotheses: dict[str, str]) -> None:
-    """TSV with a header: utterance id, reference, hypothesis (tabs in text as spaces)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """TSV with a header: utterance id, reference, hypothesis (tabs in text as spaces),
+    written whole or not at all."""
+    from gradnap.outputs import OutputError, write_bytes
+
     rows = ["id\treference\thypothesis"]
     for uid, ref in references.items():
         hyp = hypotheses[uid]
         rows.append("\t".join(t.replace("\t", " ") for t in (uid, ref, hyp)))
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    try:
+        write_bytes(path, ("\n".join(rows) + "\n").encode("utf-8"))
+    except OutputError as exc:
+        fail(str(exc))
 
 
 @app.command()
@@ -345,6 +396,7 @@ def export(
     model: Annotated[Path, typer.Option(help="Training checkpoint.")],
     out: Annotated[Path, typer.Option(help="Model file to write (weights and settings).")],
     half: Annotated[bool, typer.Option(help="Store weights in half precision.")] = True,
+    force: Annotated[bool, typer.Option(help="Replace an existing file at OUT.")] = False,
 ) -> None:
     """Write a model file without optimizer state (what gradnap.load() reads).
 
@@ -358,10 +410,14 @@ def export(
             f"--model {model}: a pretrained model gradnap loads by name from its own files; "
             f"export writes Wav2Letter checkpoints only (there is nothing to export)"
         )
+    check_out(out, force=force, what="model file", example="model.pt")
     net = load_model(model)
     info = read_checkpoint(model).get("trajectory")
     extra = {"trajectory": info} if info is not None else None
-    save_checkpoint(out, net, net.alphabet, net.feature_config, half=half, extra=extra)
+    try:
+        save_checkpoint(out, net, net.alphabet, net.feature_config, half=half, extra=extra)
+    except OSError as exc:  # a full disk: atomic_write leaves nothing behind
+        fail(f"{out}: could not be written ({exc.strerror or exc}); nothing was left behind")
     console.print(f"model: {out} ({out.stat().st_size / 1e6:.1f} MB)")
 
 

@@ -13,14 +13,16 @@ from gradnap.profiling.accumulate import ProfileAccumulator
 from gradnap.profiling.align import align
 from gradnap.profiling.groupings import EventContext, group_name, make_groupings
 from gradnap.profiling.heap import bound_heap
-from gradnap.profiling.method import (
-    ALIGNMENTS,
-    DEFAULT_VARIANTS,
-    MASK_SCALES,
-    make_variants,
-    needed_sums,
-)
+from gradnap.profiling.method import DEFAULT_VARIANTS, make_variants, needed_sums
 from gradnap.profiling.result import build_tree
+from gradnap.profiling.settings import (  # noqa: F401 - BACKENDS: imported from here too
+    BACKENDS,
+    auto_batch_events,
+    check_choices,
+    crop_frames,
+    layer_info,
+    resolve_backend,
+)
 from gradnap.profiling.spec import ModelSpec
 
 # From this many input frames on (60 s at a 10 ms hop) the C heap's mmap threshold is fixed
@@ -28,21 +30,6 @@ from gradnap.profiling.spec import ModelSpec
 # 10 s utterances (paper preset: 99-108 against 143-149 events/s, alternating runs), and
 # utterances of ordinary length kept memory flat without it (the growth was autograd's).
 LONG_INPUT_FRAMES = 6000
-BACKENDS = ("auto", "fast", "generic", "reference")
-
-
-def auto_batch_events(spec: ModelSpec, device: torch.device) -> int:
-    """Events per batch that fill the device: 128 on the CPU (cache-sized); on a GPU, half
-    its free memory over an estimate of one event's working set (its gradient windows,
-    masks and crops in every layer, float32), between 128 and 8192."""
-    if device.type != "cuda" or spec.geometry is None:
-        return 128
-    per_event = 0
-    for layer in spec.stack.layers if spec.stack else []:
-        width = spec.geometry.support_width(layer.name) + layer.spec.kernel
-        per_event += 4 * 4 * (layer.conv.in_channels + layer.conv.out_channels) * width
-    free, _ = torch.cuda.mem_get_info(device)
-    return int(min(8192, max(128, free // 2 // max(per_event, 1))))
 
 
 class Profiler:
@@ -114,29 +101,14 @@ class Profiler:
         spec = self.spec
         layers = spec.check_layers(self.layers)
         self.groupings_ = make_groupings(self.group_by)
-        if self.backend not in BACKENDS:
-            raise ValueError(f"unknown backend {self.backend!r}; backends are {BACKENDS}")
-        backend = (
-            ("fast" if spec.stack is not None else "generic")
-            if self.backend == "auto"
-            else self.backend
-        )
-        if backend == "fast" and spec.stack is None:
-            raise ValueError("backend 'fast' needs a stack of Conv1d layers (ModelSpec.stack)")
-        if self.navai_align not in ALIGNMENTS:
-            raise ValueError(f"navai_align must be one of {ALIGNMENTS}, not {self.navai_align!r}")
-        if self.sensitivity not in backends.SENSITIVITIES:
-            raise ValueError(
-                f"sensitivity must be one of {backends.SENSITIVITIES}, not {self.sensitivity!r}"
-            )
-        if self.mask_scale not in MASK_SCALES:
-            raise ValueError(f"mask_scale must be one of {MASK_SCALES}, not {self.mask_scale!r}")
+        backend = resolve_backend(spec, self.backend)
+        check_choices(self.navai_align, self.sensitivity, self.mask_scale)
         self.variants_ = make_variants(
             self.variants, mask_scale=self.mask_scale, navai_align=self.navai_align
         )
         self.layers_ = layers
         self.device_ = torch.device(self.device)
-        self.widths_ = {name: self._width(name) for name in layers}
+        self.widths_ = {name: crop_frames(spec, name, self.crop_width) for name in layers}
         self.batch_events_ = (
             auto_batch_events(spec, self.device_)
             if self.batch_events == "auto"
@@ -162,24 +134,6 @@ class Profiler:
         if state is None:
             return ProfileAccumulator(*args)
         return ProfileAccumulator.from_state_dict(state, *args)
-
-    def _width(self, layer: str) -> int:
-        w = (
-            self.crop_width.get(layer, "support")
-            if isinstance(self.crop_width, dict)
-            else self.crop_width
-        )
-        if isinstance(w, int):
-            return w
-        g = self.spec.geometry
-        if w == "support":
-            return self.spec.crop_frames(layer)
-        if g is None:
-            raise ValueError("crop_width='receptive_field' needs a conv geometry")
-        if w == "receptive_field":
-            top = len(g.layer_names) - 1
-            return -(-g.receptive_field(top) // g.stride(layer))
-        raise ValueError(f"crop_width must be 'support', 'receptive_field' or an int, not {w!r}")
 
     @property
     def front_end(self):
@@ -309,11 +263,6 @@ class Profiler:
             for e in range(len(frames))
         ]
 
-    def _frame_seconds(self, layer: str) -> float:
-        """Seconds per frame of a layer."""
-        spec = self.spec
-        return spec.frame_seconds(layer)
-
     def _count_coverage(self, alignment, event_frames: set[int], n_out: int) -> None:
         from gradnap.profiling.events import span_frames
 
@@ -408,26 +357,9 @@ class Profiler:
     def result(self, extra_config: dict | None = None) -> xr.DataTree:
         """The profiles so far, as a DataTree (see :mod:`gradnap.profiling.result`)."""
         self._validate()
-        spec = self.spec
-        info = {}
-        for name in self.layers_:
-            info[name] = {
-                "frame_ms": 1000 * self._frame_seconds(name),
-                "time0_ms": 1000 * spec.timing[name].offset_seconds,  # time of frame 0
-            }
-            if name in (self.neurons or {}):
-                info[name]["neurons"] = list(self.neurons[name])
-            if name in spec.neuron_coords:
-                info[name]["neuron_coords"] = spec.neuron_coords[name]
-            if name == "input":  # mel Hz, MFCC index: what the front end says
-                coords = dict(spec.front_end.coords())
-                if "frequency" in coords:
-                    info[name]["frequency"] = coords.pop("frequency")[0]
-                if coords:
-                    info[name]["neuron_coords"] = coords
         return build_tree(
             self.acc_,
-            info,
+            layer_info(self.spec, self.layers_, self.neurons),
             {**self.config(), **(extra_config or {})},
             dict(self.coverage_),
             halves=self.halves_,

@@ -4,33 +4,24 @@ One description for any model: its layers by dotted module path, how each output
 ``(batch, channels, time)`` (:mod:`gradnap.profiling.layout`), where the logits are, its front
 end (:mod:`gradnap.audio.frontends`) and each layer's time (:mod:`gradnap.profiling.timing`).
 Everything that can be wrong is checked when the spec is built, on two probe inputs of
-different lengths made by the front end, with one error per problem naming the layer.
+different lengths made by the front end, with one error per problem naming the layer
+(:mod:`gradnap.profiling.probe`).
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
 from gradnap.audio.features import FeatureConfig
 from gradnap.audio.frontends import FrontEnd, front_end
 from gradnap.models.geometry import StackGeometry
-from gradnap.profiling.layout import (
-    Layer,
-    Layout,
-    LayoutError,
-    capture,
-    find_time_axis,
-    resolve,
-    select,
-)
-from gradnap.profiling.logits import find_logits_before_softmax, is_log_normalized
+from gradnap.profiling import probe
+from gradnap.profiling.layout import Layer, Layout, LayoutError, capture, resolve
 from gradnap.profiling.stack import ConvStack
-from gradnap.profiling.timing import LayerTiming, from_convs, from_probe
+from gradnap.profiling.timing import LayerTiming, from_convs
 
-_LOGITS = "\0logits"  # the hook name of a logits module (never a user layer name)
-PROBE_SECONDS = (1.0, 1.5)
+PROBE_SECONDS = probe.PROBE_SECONDS
 
 
 class ModelSpec:
@@ -210,114 +201,13 @@ class ModelSpec:
 
     def probe_inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Two inputs ``(1, C, T)`` of different lengths from the front end (noise)."""
-        g = torch.Generator().manual_seed(0)
-        sr = self.front_end.sample_rate
-        out = []
-        for seconds in PROBE_SECONDS:
-            wav = 0.1 * torch.randn(int(seconds * sr), generator=g)
-            out.append(self.front_end(wav.numpy(), sr)[None])
-        return out[0], out[1]
+        return probe.probe_inputs(self.front_end)
 
     def validate(self, inputs=None) -> None:
-        """Find every layer's layout and the logits on two probe inputs; raise a
-        :class:`LayoutError` naming the layer and the problem."""
-        short, long = inputs if inputs is not None else self.probe_inputs()
-        hooks = {name: (module, None) for name, module in self.layers.items()}
-        out_module = self._output_module()
-        if out_module is not None:
-            hooks[_LOGITS] = (out_module, None)
-        raw = []
-        self.model.eval()
-        with torch.no_grad():
-            for x in (short, long):
-                store: dict = {}
-                with capture(hooks, store, raw=True):
-                    ret = self.model(self.model_input(x))
-                raw.append((store, ret))
-        t_in = (short.shape[-1], long.shape[-1])
-        for name, tap in self.taps.items():
-            if name not in raw[0][0]:
-                raise LayoutError(f"layer {name!r} ({tap.path}): the module is never called")
-            a, b = (select(r[0][name], tap.item, f"layer {name!r}") for r in raw)
-            axis = find_time_axis(a, b, f"layer {name!r} ({tap.path})", tap.time_axis)
-            self.layouts[name] = Layout(tap.item, a.dim(), axis)
-            if a.dim() == 4:  # (B, C, F, T) -> neuron c * F + f
-                sizes = [a.shape[d] for d in range(1, 4) if d != axis]
-                idx = np.arange(sizes[0] * sizes[1])
-                self.neuron_coords[name] = {
-                    "channel": (idx // sizes[1], {"long_name": "channel of the 2-D map"}),
-                    "bin": (idx % sizes[1], {"long_name": "frequency bin of the 2-D map"}),
-                }
-            if name not in self.timing:
-                self.timing[name] = from_probe(
-                    self.hop_seconds, t_in, (a.shape[axis], b.shape[axis])
-                )
-        self.timing.setdefault("input", LayerTiming(self.hop_seconds, 0.0, False, "front end"))
-        logits = [self._pick_output(store, ret) for store, ret in raw]
-        axis = find_time_axis(*logits, "output (logits)")
-        others = [d for d in range(1, logits[0].dim()) if d != axis]
-        if len(others) != 1:
-            raise LayoutError(
-                f"output (logits): expected (batch, classes, time) in some order, got "
-                f"{tuple(logits[0].shape)}; select the logits with output=..."
-            )
-        if logits[0].shape[others[0]] != len(self.labels):
-            raise LayoutError(
-                f"output (logits): the class axis has {logits[0].shape[others[0]]} classes "
-                f"(shape {tuple(logits[0].shape)}) but labels has {len(self.labels)}"
-            )
-        self.output_layout = Layout(None, logits[0].dim(), axis)
-        if self._logits_module is None:
-            self.description.setdefault("sensitivity_from", "logit")
-            bct = self.output_layout.to_bct(logits[0])
-            if is_log_normalized(bct):
-                found = find_logits_before_softmax(
-                    self.model, self.model_input(short), self.output_layout, bct
-                )
-                if found is None:
-                    self.description["sensitivity_from"] = (
-                        "log-probability (the model's output; the logits before its "
-                        "log-softmax could not be reached)"
-                    )
-                else:
-                    path, self._logits_module, note = found
-                    self.description["sensitivity_from"] = (
-                        f"logit: the output of {path}, before the model's log-softmax"
-                    )
-                    if note:
-                        self.description["final_activation"] = note
-
-    def _output_module(self):
-        if isinstance(self.output, str):
-            try:
-                self._logits_module = self.model.get_submodule(self.output)
-                self.description["sensitivity_from"] = f"logit: the output of {self.output}"
-            except AttributeError:
-                pass
-        elif isinstance(self.output, nn.Module):
-            self._logits_module = self.output
-        return self._logits_module
-
-    def _pick_output(self, store, ret) -> torch.Tensor:
-        if self._logits_module is not None:
-            return select(store[_LOGITS], None, "output (logits module)")
-        out = self.output
-        if callable(out) and not isinstance(out, nn.Module):
-            value = out(ret)
-        elif isinstance(out, str):
-            if isinstance(ret, dict) and out in ret:
-                value = ret[out]
-            elif hasattr(ret, out):
-                value = getattr(ret, out)
-            else:
-                raise LayoutError(f"output={out!r}: neither a key of the output nor a module")
-        elif out is None and isinstance(ret, dict) and "logits" in ret:
-            value = ret["logits"]
-        else:
-            value = select(ret, out, "output (logits)")
-        if not torch.is_tensor(value):
-            raise LayoutError(f"output (logits): a {type(value).__name__}, not a tensor")
-        return value
+        """Find every layer's layout and the logits on two probe inputs (default
+        :meth:`probe_inputs`); raise a :class:`LayoutError` naming the layer and the
+        problem (:func:`gradnap.profiling.probe.validate`)."""
+        probe.validate(self, inputs if inputs is not None else self.probe_inputs())
 
     # ------------------------------------------------------------------ use
     @property
@@ -384,15 +274,15 @@ class ModelSpec:
         acts: dict[str, torch.Tensor] = {}
         hooks = {name: (m, self.layouts.get(name)) for name, m in self.layers.items()}
         if self._logits_module is not None:
-            hooks[_LOGITS] = (self._logits_module, self.output_layout)
+            hooks[probe.LOGITS] = (self._logits_module, self.output_layout)
         with capture(hooks, acts):
             ret = self.model(self.model_input(x))
         if self._logits_module is not None:
-            logits = acts.pop(_LOGITS)
+            logits = acts.pop(probe.LOGITS)
         elif self.stack is not None and self.output is None:
             logits = ret
         else:
-            logits = self.output_layout.to_bct(self._pick_output({}, ret))
+            logits = self.output_layout.to_bct(probe.pick_output(self, {}, ret))
         return logits, acts
 
     def config(self) -> dict:
