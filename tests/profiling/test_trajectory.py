@@ -106,3 +106,27 @@ def test_events_of_the_final_checkpoint(checkpoints, corpus, tmp_path):
     assert '"events": "final"' in traj.attrs["config"]
     with pytest.raises(ValueError, match="events"):
         trajectory(checkpoints, corpus, tmp_path / "g.nc", events="mine")
+
+
+def test_a_checkpoint_with_no_events_is_a_step_with_none(checkpoints, corpus, tmp_path):
+    """Early in training a model predicts only blanks: its step has 0 events, NaN profiles
+    and count 0 (not an error after the whole run)."""
+    run = tmp_path / "run.steps"
+    run.mkdir()
+    for k, path in enumerate(sorted(checkpoints.glob("*.pt"))):
+        (run / path.name).write_bytes(path.read_bytes())
+    blank = load(run / "ckpt-2.pt")  # step 1
+    with torch.no_grad():  # the blank (class 0) wins every frame
+        dict(blank.layers())["conv11"].conv.conv.bias[0] = 1e4
+    payload = torch.load(run / "ckpt-2.pt", weights_only=True)
+    payload["state_dict"] = blank.state_dict()
+    torch.save(payload, run / "ckpt-2.pt")
+    traj = trajectory(run, corpus, tmp_path / "t.nc", ["conv9"], progress=False)
+    assert traj["n_events"].values[0] == 0 and (traj["n_events"].values[1:] > 0).all()
+    assert (traj["count"].isel(step=0) == 0).all()
+    assert np.isnan(traj["conv9"]["gradnap"].isel(step=0).values).all()
+    alone = profiles(load(run / "ckpt-0.pt"), corpus, ["conv9"], progress=False)["conv9"]
+    groups = [str(g) for g in alone["group"].values]
+    _same(traj["conv9"].to_dataset().isel(step=2).sel(group=groups), alone.to_dataset())
+    with pytest.raises(ValueError, match="only blanks"):
+        trajectory(run / "ckpt-2.pt", corpus, tmp_path / "u.nc", ["conv9"], progress=False)

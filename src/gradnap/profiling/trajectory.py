@@ -206,11 +206,37 @@ def trajectory(
     for path, step_file in zip(paths, step_files):
         state = torch.load(step_file, map_location="cpu", weights_only=True)  # data only
         prof = make_profiler(path).load_state_dict(state["profiler"])
-        steps.append(prof.result(state["extra"]))
+        # a checkpoint that predicts only blanks (early in training) has no events
+        steps.append(prof.result(state["extra"]) if prof.acc_.n_events_ else None)
+    if all(t is None for t in steps):
+        raise ValueError(
+            "no checkpoint predicted any event on these utterances (only blanks); "
+            "profile more utterances or use events='final'"
+        )
+    steps = _fill_empty(steps)
     tree = stack_steps(steps, paths, infos, events)
     save_profiles(tree, out)
     shutil.rmtree(work, ignore_errors=True)
     return tree
+
+
+def _fill_empty(steps: list[xr.DataTree | None]) -> list[xr.DataTree]:
+    """Steps without events (``None``) become results with no groups and 0 events, shaped
+    as the nearest later step with events (stacking then gives NaN profiles, count 0)."""
+    filled, later = list(steps), None
+    for k in range(len(steps) - 1, -1, -1):
+        if steps[k] is not None:
+            later = steps[k]
+        elif later is not None:
+            empty = later.isel(group=slice(0, 0))
+            empty["n_events"] = xr.zeros_like(later["n_events"])
+            filled[k] = empty
+    for k in range(len(filled)):  # empty steps after the last one with events
+        if filled[k] is None:
+            empty = filled[k - 1].isel(group=slice(0, 0))
+            empty["n_events"] = xr.zeros_like(empty["n_events"])
+            filled[k] = empty
+    return filled
 
 
 def stack_steps(steps: list[xr.DataTree], paths, infos, events: str) -> xr.DataTree:
