@@ -113,7 +113,7 @@ def test_a_checkpoint_with_no_events_is_a_step_with_none(checkpoints, corpus, tm
     and count 0 (not an error after the whole run)."""
     run = tmp_path / "run.steps"
     run.mkdir()
-    for k, path in enumerate(sorted(checkpoints.glob("*.pt"))):
+    for path in sorted(checkpoints.glob("*.pt")):
         (run / path.name).write_bytes(path.read_bytes())
     blank = load(run / "ckpt-2.pt")  # step 1
     with torch.no_grad():  # the blank (class 0) wins every frame
