@@ -188,6 +188,7 @@ def profiles(
                 model, layers=layers, group_by=group_by, device=device, neurons=neurons,
                 variants=variants, mask_scale=mask_scale, navai_align=navai_align,
                 sensitivity=sensitivity, max_memory=max_memory,
+                max_events=None if batch_events == "auto" else int(batch_events),
             )  # fmt: skip
         else:
             profiler = Profiler(
