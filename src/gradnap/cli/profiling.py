@@ -137,10 +137,7 @@ def profile(
         net, spec = load_model(model, named_ok=True), None
         alphabet = feature_config = None
     elif model is not None and model.is_dir():  # a saved Hugging Face model (safetensors only)
-        try:
-            net = spec = ModelSpec.from_huggingface(model)
-        except (ImportError, ValueError) as exc:
-            fail(str(exc))
+        net = spec = load_model(model, hf_ok=True)
         alphabet = feature_config = None
     else:
         net = load_model(model)

@@ -250,14 +250,26 @@ class TokenProfiler:
         acc = ProfileAccumulator(self.halves_[0].sums, self.neurons)
         return acc.merge(self.halves_[0]).merge(self.halves_[1])
 
-    def update(
-        self, x, speaker=None, alignment=None, transcript=None, index=None, n_frames=None
-    ) -> int:
-        """Profile one utterance: ``x`` its padded log-mel ``(n_mels, 2 x positions)`` and
-        ``n_frames`` its own frames (or ``x = (features, n_frames)``, as the corpus
-        driver's :class:`WhisperFrontEnd` gives). Returns its number of token events."""
+    def transcribe(self, x) -> list[int]:
+        """The model's greedy transcript of ``x`` (features, or ``(features, n_frames)``):
+        the decoded token ids, prompt and end of text left out."""
         from gradnap.decode.whisper import greedy_tokens
 
+        self._validate()
+        x = x[0] if isinstance(x, tuple) else x
+        x = x.to(self.device_, torch.float32)
+        return greedy_tokens(self.model, x, self.max_new_tokens_, self.prompt_, self.eot_)
+
+    def update(
+        self, x, speaker=None, alignment=None, transcript=None, index=None, n_frames=None,
+        tokens=None,
+    ) -> int:  # fmt: skip
+        """Profile one utterance: ``x`` its padded log-mel ``(n_mels, 2 x positions)`` and
+        ``n_frames`` its own frames (or ``x = (features, n_frames)``, as the corpus
+        driver's :class:`WhisperFrontEnd` gives). ``tokens`` (optional) replaces the
+        model's own greedy transcript: the teacher-forced tokens whose events are profiled
+        (the sanity check keeps the trained model's this way). Returns its number of token
+        events."""
         self._validate()
         if isinstance(x, tuple):
             x, n_frames = x
@@ -265,7 +277,7 @@ class TokenProfiler:
             raise ValueError("n_frames: the utterance's own frames (whisper_features gives it)")
         check_token_groupings(self.groupings_, speaker, alignment, transcript)
         x = x.to(self.device_, torch.float32)
-        tokens = greedy_tokens(self.model, x, self.max_new_tokens_, self.prompt_, self.eot_)
+        tokens = self.transcribe(x) if tokens is None else [int(t) for t in tokens]
         events = token_events(
             tokens, self.tokenizer_, len(self.prompt_), self.special_, self.drop_punctuation
         )
