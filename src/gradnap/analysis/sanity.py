@@ -147,6 +147,9 @@ def cascading_randomization(
         front, layers = spec.front_end, spec.check_layers(layers)
         names = list(spec.layers) if spec.stack is None else [x.name for x in spec.stack.layers]
         levels = list(levels or reversed(names))
+        unknown = [level for level in levels if level not in names]
+        if unknown:
+            raise KeyError(f"unknown level(s) {', '.join(unknown)}; layers are {', '.join(names)}")
     utterances, root = corpus_utterances(data, limit)
     need = needs(group_by, "alignment")
     dataset = FeatureDataset(utterances, range(len(utterances)), front, None, root, need)

@@ -42,6 +42,13 @@ def sanity(
         typer.Option(help="Comma-separated groupings (default: grapheme; Whisper: token)."),
     ] = None,
     limit: Annotated[int | None, typer.Option(help="Use only the first N utterances.")] = None,
+    levels: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated layers to randomize down to, top first (default: every "
+            "layer; Whisper: decoder, encoder.layers.3 .. encoder.layers.0, conv2, conv1)."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random weights.")] = 0,
     normalize_text: Annotated[bool, typer.Option(help=NORMALIZE_TEXT_HELP)] = False,
     variants: Annotated[
@@ -87,6 +94,7 @@ def sanity(
             spec,
             data,
             layers=chosen,
+            levels=[v.strip() for v in levels.split(",") if v.strip()] if levels else None,
             group_by=groups,
             limit=limit,
             seed=seed,
@@ -147,7 +155,10 @@ def report(
     config = config_of(tree)
     # token events (Whisper): no optimal inputs yet; never the bundled model's instead
     token = config.get("event_kind") == "token" and model is None
-    net = None if token else load_model(model, config)
+    net = None if token else load_model(model, config, hf_ok=True)
+    if net is not None and model_kind(net) == "spec" and net.stack is None:
+        console.print("optimal inputs: none (they need a stack of Conv1d layers)")
+        net = None  # e.g. a saved Hugging Face model (the result's model_path)
     table = None
     if sanity_table is not None:
         try:
