@@ -168,6 +168,7 @@ def cascading_randomization(
         def profile_at(level):
             return _profile(randomized(spec, level, seed), items, layers, group_by, variants,
                             classes)  # fmt: skip
+
     names = [v.name for v in make_variants(variants)]
     out = {
         f"spearman{a}_{v}": np.full((len(levels), len(layers)), np.nan)

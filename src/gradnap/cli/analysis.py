@@ -106,7 +106,9 @@ def sanity(
         table.to_netcdf(tmp, engine="h5netcdf")
     for var in [v for v in table.data_vars if str(v).startswith("spearman_")]:
         frame = table[var].to_pandas()
-        frame.columns = [c.replace("conv", "c").replace("encoder.layers.", "e") for c in frame.columns]
+        frame.columns = [
+            c.replace("conv", "c").replace("encoder.layers.", "e") for c in frame.columns
+        ]
         typer.echo(f"\n{var.replace('_', ' ')}: randomized down to (rows) x profiled layer")
         typer.echo(frame.to_string(float_format=lambda v: f"{v:.2f}"))
     console.print(f"sanity table: {out}")

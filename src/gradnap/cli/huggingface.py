@@ -41,8 +41,7 @@ def spec_info(spec, source) -> None:
     console.print(f"parameters: {total:,} ({total / 1e6:.2f} M)")
     shown = ", ".join("<space>" if s == " " else s for s in spec.labels)
     console.print(
-        f"labels ({len(spec.labels)}, blank {spec.labels[spec.blank]!r} = "
-        f"{spec.blank}): {shown}",
+        f"labels ({len(spec.labels)}, blank {spec.labels[spec.blank]!r} = {spec.blank}): {shown}",
         highlight=False,
     )
     console.print(f"front end: {front.to_dict()}", highlight=False)
