@@ -177,10 +177,11 @@ def test_cli_profiles_whisper_tiny_en_on_real_speech(tmp_path):
     out = tmp_path / "r.nc"
     r = CliRunner().invoke(app, [
         "profile", "--model", "whisper-tiny.en", "--corpus", str(tmp_path / "rs" / "cards"),
-        "--limit", "2", "--out", str(out), "--group-by", "token,phoneme",
+        "--limit", "2", "--out", str(out), "--group-by", "token,phoneme", "--batch-events", "3",
     ])  # fmt: skip
     assert r.exit_code == 0, r.output
     tree = load_profiles(out)
+    assert '"max_events": 3' in tree.attrs["config"]  # --batch-events reaches the profiler
     groupings = {str(g) for g in tree["grouping"].values}
     assert groupings == {"token", "phoneme"} and int(tree["n_events"]) >= 2
     assert "encoder.layers.3" in tree.children and "gradnap" in tree["conv2"].to_dataset()
