@@ -13,10 +13,14 @@ anything else big runs), model and libraries included.
 
 Models: "small" wav2vec2 (hidden 64, 2 layers, conv_dim 64, 2 s), "mid" wav2vec2 (hidden
 256, 4 layers, the base 512-channel conv encoder, 5 s), HuBERT as the mid one, the
-torchaudio Wav2Letter structure at its real width on 5 s of MFCCs (fast path), and a
-DeepSpeech-style conv + GRU (generic path). The last line is one JSON object.
+torchaudio Wav2Letter structure at its real width on 5 s of MFCCs (fast path), a
+DeepSpeech-style conv + GRU (generic path), and "whisper": Whisper tiny.en
+(``gradnap.load("whisper-tiny.en")``, real weights) on 10 s of real speech (LibriVox clips
+of Debian's pocketsphinx-testdata), tokens/s of gradnap's batched token backward, one plain
+backward per token and Captum per token (``bench_whisper.py``'s code; every token for
+gradnap and plain, the first ``--events`` for Captum). The last line is one JSON object.
 
-    python benchmarks/bench_models.py [--rounds 3] [--events 8] [--only small,torchaudio]
+    python benchmarks/bench_models.py [--rounds 3] [--events 8] [--only small,whisper]
 """
 
 from __future__ import annotations
@@ -134,6 +138,22 @@ def sample(spec, x, n_events):
     return t, c, few, c[few]
 
 
+def whisper_rates(rounds: int, captum_tokens: int) -> dict:
+    """Whisper tiny.en on 10 s of real speech: tokens/s (bench_whisper.py's code)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_whisper import rates, setup
+
+    model, x, n_frames, ids, events, _ = setup(10.0)
+    med = rates(model, x, n_frames, ids, events, rounds, captum_tokens)
+    print(
+        f"{'whisper':11s} (tokens): gradnap {med['gradnap']:8.2f} tok/s plain "
+        f"{med['plain']:8.2f}  captum {med.get('captum', float('nan')):8.2f}  gradnap/plain "
+        f"{med['gradnap'] / med['plain']:.2f}",
+        flush=True,
+    )
+    return med
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
@@ -164,9 +184,12 @@ def main(argv=None):
             5.0,
         ),
     }
-    only = [s for s in args.only.split(",") if s] or list(configs)
+    only = [s for s in args.only.split(",") if s] or [*configs, "whisper"]
     results, peak_mid = {}, None
     for name in only:
+        if name == "whisper":
+            results[name] = whisper_rates(args.rounds, args.events)
+            continue
         spec, seconds = configs[name]()
         wav = 0.1 * torch.randn(int(16000 * seconds)).numpy()
         x = spec.front_end(wav, 16000)[None]
@@ -217,6 +240,8 @@ def main(argv=None):
         peak_memory_gb_mid=None if peak_mid is None else round(peak_mid, 3),
         fast_vs_plain_torchaudio=ratio("torchaudio", "plain"),
         fast_vs_captum_torchaudio=ratio("torchaudio", "captum"),
+        whisper_vs_plain=ratio("whisper", "plain"),
+        whisper_vs_captum=ratio("whisper", "captum"),
     )
     print(json.dumps(summary))
 

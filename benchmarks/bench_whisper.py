@@ -105,6 +105,52 @@ def timed(fn, *args):
     return (time.perf_counter() - t0) / n
 
 
+def setup(seconds: float = 10.0, n_tokens: int = 0):
+    """Whisper tiny.en, about ``seconds`` of LibriVox speech, and its token events: returns
+    ``(model, x, n_frames, ids (1, N), events, wav)``."""
+    torch.manual_seed(0)
+    model = gradnap.load("whisper-tiny.en").eval()
+    wav = speech(seconds)
+    x, n_frames = whisper_features(wav, 16000)
+    tokens = greedy_tokens(model, x)
+    events = token_events(tokens, model.tokenizer, len(PROMPT), EOT)
+    if n_tokens:
+        events = events[:n_tokens]
+    ids = torch.tensor([[*PROMPT, *tokens]])
+    print(f"{len(wav) / 16000:.1f} s, {n_frames} frames, {len(events)} token events, "
+          f"{torch.get_num_threads()} threads: {token_text(model, tokens)!r}")  # fmt: skip
+    return model, x, n_frames, ids, events, wav
+
+
+def rates(model, x, n_frames, ids, events, rounds: int = 3, captum_tokens: int = 6) -> dict:
+    """Tokens/s of gradnap, plain and Captum (when installed), interleaved after a
+    warm-up, the median of ``rounds`` rounds each."""
+    sub = events[:captum_tokens]
+
+    def ours():
+        token_crops(model, x, n_frames, ids[0].tolist(), events)
+        return len(events)
+
+    runs = {"gradnap": ours, "plain": lambda: plain(model, x, ids, events)}
+    try:
+        import captum as _  # noqa: F401
+
+        runs["captum"] = lambda: captum(model, x, ids, sub)
+    except ImportError:
+        pass
+    plain(model, x, ids, events[:1])  # warm-up
+    ours()
+    times = {k: [] for k in runs}
+    for r in range(rounds):
+        for name, fn in runs.items():
+            times[name].append(timed(fn))
+        print(
+            f"round {r + 1}: " + "  ".join(f"{k} {1 / v[-1]:.2f} tok/s" for k, v in times.items()),
+            flush=True,
+        )
+    return {k: 1.0 / float(np.median(v)) for k, v in times.items()}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=10.0)
@@ -112,40 +158,8 @@ def main():
     ap.add_argument("--captum-tokens", type=int, default=6)
     ap.add_argument("--tokens", type=int, default=0, help="only the first N token events (0: all)")
     args = ap.parse_args()
-    torch.manual_seed(0)
-    model = gradnap.load("whisper-tiny.en").eval()
-    wav = speech(args.seconds)
-    x, n_frames = whisper_features(wav, 16000)
-    tokens = greedy_tokens(model, x)
-    events = token_events(tokens, model.tokenizer, len(PROMPT), EOT)
-    if args.tokens:
-        events = events[: args.tokens]
-    ids = torch.tensor([[*PROMPT, *tokens]])
-    print(f"{len(wav) / 16000:.1f} s, {n_frames} frames, {len(events)} token events, "
-          f"{torch.get_num_threads()} threads: {token_text(model, tokens)!r}")  # fmt: skip
-    sub = events[: args.captum_tokens]
-
-    def ours():
-        token_crops(model, x, n_frames, ids[0].tolist(), events)
-        return len(events)
-
-    try:
-        import captum as _  # noqa: F401
-
-        runs = {"gradnap": ours, "plain": lambda: plain(model, x, ids, events),
-                "captum": lambda: captum(model, x, ids, sub)}  # fmt: skip
-    except ImportError:
-        runs = {"gradnap": ours, "plain": lambda: plain(model, x, ids, events)}
-    plain(model, x, ids, events[:1])  # warm-up
-    ours()
-    times = {k: [] for k in runs}
-    for r in range(args.rounds):
-        for name, fn in runs.items():
-            times[name].append(timed(fn))
-        print(
-            f"round {r + 1}: " + "  ".join(f"{k} {1 / v[-1]:.2f} tok/s" for k, v in times.items())
-        )
-    rate = {k: 1.0 / float(np.median(v)) for k, v in times.items()}
+    model, x, n_frames, ids, events, wav = setup(args.seconds, args.tokens)
+    rate = rates(model, x, n_frames, ids, events, args.rounds, args.captum_tokens)
     result = {
         "seconds": round(len(wav) / 16000, 2),
         "tokens": len(events),

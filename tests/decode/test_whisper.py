@@ -110,8 +110,6 @@ def test_train_and_export_refuse_whisper(tmp_path):
     assert r.exit_code == 1 and "export writes Wav2Letter checkpoints only" in r.output
     r = CliRunner().invoke(app, ["profile", "--model", "whisper-tiny.en", "--out", "x.nc"])
     assert r.exit_code == 1 and "grapheme label CTC output frames" in r.output  # its default
-    r = CliRunner().invoke(app, ["sanity", "--model", "whisper-tiny.en", "--out", "x.nc"])
-    assert r.exit_code == 1 and "works with model-info, eval and profile" in r.output
 
 
 # --- the real weights on real speech ------------------------------------------------------
@@ -197,6 +195,29 @@ def test_eval_cli_refuses_over_30_s_naming_the_file(tmp_path, registry_gives):
     r = CliRunner().invoke(app, ["eval", "--model", "whisper-tiny.en", "--corpus",
                                  str(tmp_path / "long")])  # fmt: skip
     assert r.exit_code == 1 and "long-1-0.wav" in r.output and "30 s" in r.output
+
+
+def test_sanity_cli_on_real_speech(tiny_en, real_corpus, tmp_path, registry_gives):
+    """``gradnap sanity --model whisper-tiny.en``: the trained model's token events on one
+    real utterance, its profiles against those with a random decoder (one level: ~8 s of
+    CPU; every level is tested on a tiny random Whisper in tests/analysis/test_sanity.py)."""
+    import xarray as xr
+
+    registry_gives(tiny_en)
+    out = tmp_path / "s.nc"
+    r = CliRunner().invoke(app, [
+        "sanity", "--model", "whisper-tiny.en", "--corpus", str(real_corpus / "goforward"),
+        "--layers", "input,encoder.layers.3", "--levels", "decoder", "--out", str(out),
+        "--variants", "gradnap",
+    ])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    table = xr.load_dataset(out, engine="h5netcdf")
+    assert table.attrs["event_kind"] == "token" and table.attrs["group_by"] == "token"
+    assert table.attrs["events"] == 4  # go, forward, 10, meters
+    assert list(table["randomized_down_to"].values) == ["decoder"]
+    assert list(table["layer"].values) == ["input", "encoder.layers.3"]
+    r = table["spearman_gradnap"].values  # measured: 0.04 (input), -0.28 (encoder.layers.3)
+    assert np.isfinite(r).all() and (np.abs(r) < 0.6).all()
 
 
 def test_model_info_names_layers_and_source(tiny_en, registry_gives):

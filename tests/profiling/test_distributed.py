@@ -104,3 +104,43 @@ def test_killed_run_resumes_to_the_same_result(one_process, tmp_path):
     assert_top_events_equal(one_process, resumed)
     np.testing.assert_array_equal(resumed["count"].values, one_process["count"].values)
     assert not partial.exists()
+
+
+def test_two_gloo_processes_equal_one_for_a_hugging_face_model(tmp_path):
+    """``torchrun --nproc-per-node 2 -m gradnap profile --model DIR`` (a saved tiny random
+    Wav2Vec2ForCTC, the generic path) equals one process: the same events, groups and
+    counts, every profile within 1e-6 of its variable's largest magnitude, the same top
+    events."""
+    import json
+
+    pytest.importorskip("transformers")
+    from typer.testing import CliRunner
+
+    from gradnap.cli.main import app
+    from tests.conftest import write_librispeech
+    from tests.profiling.test_models_hf import LABELS, build
+
+    model_dir = tmp_path / "w2v"
+    build("wav2vec2").save_pretrained(model_dir, safe_serialization=True)
+    (model_dir / "vocab.json").write_text(json.dumps({s: i for i, s in enumerate(LABELS)}))
+    texts = {"19-198-0000": "AB", "19-198-0001": "CD", "84-121-0000": "EF", "84-121-0001": "GH"}
+    corpus = write_librispeech(tmp_path / "corpus", texts, seconds=0.5)
+    args = ["profile", "--model", str(model_dir), "--corpus", str(corpus), "--group-by",
+            "grapheme,speaker", "--layers", "conv0,layer1,logits", "--include-blank"]  # fmt: skip
+    r = CliRunner().invoke(app, args + ["--out", str(tmp_path / "one.nc")])
+    assert r.exit_code == 0, r.output
+    proc = subprocess.run(
+        torchrun(2, *args, "--out", str(tmp_path / "two.nc")),
+        env=env(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    one, two = load_profiles(tmp_path / "one.nc"), load_profiles(tmp_path / "two.nc")
+    assert '"processes": 2' in two.attrs["config"] and '"processes": 1' in one.attrs["config"]
+    assert int(two["n_events"]) == int(one["n_events"]) > 0
+    assert list(two["group"].values) == list(one["group"].values)
+    assert {str(g).split(":")[0] for g in one["group"].values} == {"grapheme", "speaker"}
+    np.testing.assert_array_equal(two["count"].values, one["count"].values)
+    assert_trees_close(one, two)
+    for layer in ("conv0", "layer1"):  # (the logits keep no top events)
+        for var in ("top_utterance", "top_time"):
+            np.testing.assert_array_equal(one[layer][var].values, two[layer][var].values)

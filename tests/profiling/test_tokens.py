@@ -126,6 +126,26 @@ def test_batching_does_not_matter():
         torch.testing.assert_close(one.gradients[name], all_.gradients[name], atol=1e-7, rtol=1e-5)
 
 
+def test_max_events_bounds_the_tokens_per_backward():
+    """``max_events`` (``--batch-events``) is an upper bound beside ``max_memory``: chunks of
+    at most 2 tokens under an unbounded budget, gradients as in one chunk; 0 refused."""
+    model = tiny_model()
+    x = features()
+    ids, events = decoded(model, x, 5)
+    assert len(events) == 5
+    parts, got = [], {}
+    for part, _, g in T.iter_token_gradients(model, x, N_FRAMES, ids, events, max_events=2):
+        parts.append((part.start, part.stop))
+        for name, v in g.items():
+            got.setdefault(name, []).append(v)
+    assert parts == [(0, 2), (2, 4), (4, 5)]
+    all_ = T.token_sensitivities(model, x, N_FRAMES, ids, events)
+    for name, v in got.items():
+        torch.testing.assert_close(torch.cat(v), all_.gradients[name], atol=1e-7, rtol=1e-5)
+    with pytest.raises(ValueError, match="max_events must be at least 1"):
+        next(T.iter_token_gradients(model, x, N_FRAMES, ids, events, max_events=0))
+
+
 def test_float32_as_close_to_float64_as_the_plain_backward():
     """float32 (what runs): ours and the plain backward are equally far from float64."""
     x64 = features().double()

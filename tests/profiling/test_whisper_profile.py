@@ -97,6 +97,39 @@ def test_token_profile_has_every_variant_and_the_result_format():
     assert ds.attrs["frame_ms"] == 20.0
 
 
+def test_batch_events_bounds_the_tokens_per_backward(monkeypatch):
+    """``max_events=2`` (what ``gradnap.profiles(..., batch_events=2)`` and ``--batch-events
+    2`` pass): every batched backward holds at most 2 tokens, and the profiles equal those
+    of unbounded batches."""
+    from gradnap.profiling import token_profile
+
+    seen = []
+    real = token_profile.iter_token_gradients
+
+    def spy(*args, **kwargs):
+        for part, tape, grads in real(*args, **kwargs):
+            seen.append(part.stop - part.start)
+            yield part, tape, grads
+
+    monkeypatch.setattr(token_profile, "iter_token_gradients", spy)
+    model = tiny_model()
+    trees = []
+    for bound in (2, None):
+        prof = profiler(model, group_by=("token",))
+        prof.max_memory, prof.max_events = 2**40, bound
+        prof.update(features(1), n_frames=N_FRAMES, index=0)
+        trees.append(prof.result())
+    assert max(seen[: len(seen) - 1]) <= 2 and len(seen) >= 4  # bounded chunks, then one
+    assert prof.config()["max_events"] is None and '"max_events": 2' in trees[0].attrs["config"]
+    for layer in ("input", "encoder.layers.1"):
+        torch.testing.assert_close(
+            torch.from_numpy(trees[0][layer]["gradnap"].values),
+            torch.from_numpy(trees[1][layer]["gradnap"].values), atol=1e-6, rtol=0,
+        )  # fmt: skip
+    with pytest.raises(ValueError, match="max_events"):
+        TokenProfiler(model, max_events=0).update(features(1), n_frames=N_FRAMES)
+
+
 @pytest.mark.parametrize("grouping", ["grapheme", "target", "correct"])
 def test_token_profile_refuses_groupings_of_ctc_frames(grouping):
     with pytest.raises(ValueError, match="CTC output frames"):
@@ -144,10 +177,11 @@ def test_cli_profiles_whisper_tiny_en_on_real_speech(tmp_path):
     out = tmp_path / "r.nc"
     r = CliRunner().invoke(app, [
         "profile", "--model", "whisper-tiny.en", "--corpus", str(tmp_path / "rs" / "cards"),
-        "--limit", "2", "--out", str(out), "--group-by", "token,phoneme",
+        "--limit", "2", "--out", str(out), "--group-by", "token,phoneme", "--batch-events", "3",
     ])  # fmt: skip
     assert r.exit_code == 0, r.output
     tree = load_profiles(out)
+    assert '"max_events": 3' in tree.attrs["config"]  # --batch-events reaches the profiler
     groupings = {str(g) for g in tree["grouping"].values}
     assert groupings == {"token", "phoneme"} and int(tree["n_events"]) >= 2
     assert "encoder.layers.3" in tree.children and "gradnap" in tree["conv2"].to_dataset()

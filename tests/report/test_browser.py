@@ -180,3 +180,52 @@ def test_every_audio_element_loads(tmp_path):
     finally:
         driver.quit()
         server.shutdown()
+
+
+def test_a_whisper_token_report_in_headless_chromium(tmp_path):
+    """A report of token events (a tiny random Whisper: groups ``token:▁w4``, phonemes at
+    the token's aligned time, speakers; no model, so no optimal inputs) loads with nothing
+    failing, and its layer page shows a word-start token's group by the menu."""
+    pytest.importorskip("transformers")
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from gradnap.profiling.token_profile import TokenProfiler
+    from tests.profiling.test_tokens import N_FRAMES, PROMPT, features, tiny_model
+    from tests.profiling.test_whisper_profile import Tok, phones
+
+    prof = TokenProfiler(
+        tiny_model(), layers=["input", "encoder.layers.1"],
+        group_by=["token", "phoneme", "speaker"], prompt=PROMPT, eot=-1, special=10**6,
+        max_new_tokens=6, tokenizer=Tok(),
+    )  # fmt: skip
+    for i in range(2):
+        prof.update(features(i + 1), f"s{i}", phones(), n_frames=N_FRAMES, index=i)
+    tree = prof.result()
+    word = next(str(g) for g in tree["group"].values if str(g).startswith("token:▁"))
+    index = build_report(tree, tmp_path / "r", None, options=ReportOptions(min_count=1),
+                         progress=False)  # fmt: skip
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(index.parent))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    driver = browser()
+    try:
+        driver.get(f"http://127.0.0.1:{server.server_address[1]}/index.html")
+        check_page(driver)
+        assert word in driver.page_source
+        driver.find_element(By.LINK_TEXT, "encoder.layers.1").click()
+        assert "layer-encoder-layers-1" in driver.current_url
+        check_page(driver)
+        menu = Select(driver.find_element(By.ID, "pick"))
+        option = next(o for o in menu.options if o.text.startswith(word + " "))
+        menu.select_by_value(option.get_attribute("value"))
+        assert shown(driver) == [option.get_attribute("value")]
+        section = driver.find_element(By.ID, option.get_attribute("value"))
+        assert word in section.text
+        heatmap = section.find_element(By.CSS_SELECTOR, "img.hm-img")
+        assert heatmap.is_displayed() and heatmap.size["height"] >= 32  # 32 channels
+        check_page(driver)
+    finally:
+        driver.quit()
+        server.shutdown()

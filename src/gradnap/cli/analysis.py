@@ -14,6 +14,7 @@ from gradnap.cli.common import (
     console,
     fail,
     load_model,
+    model_kind,
     read,
     threads,
 )
@@ -24,7 +25,11 @@ from gradnap.options import DEFAULT_THREADS, THREADS_HELP
 def sanity(
     out: Annotated[Path, typer.Option(help="Table to write (NetCDF).")],
     model: Annotated[
-        Path | None, typer.Option(help="Model file (default: the bundled model).")
+        Path | None,
+        typer.Option(
+            help="Model file, saved Hugging Face *ForCTC model directory, or a model name "
+            "(whisper-tiny.en: token events; default: the bundled model)."
+        ),
     ] = None,
     corpus: Annotated[
         Path | None, typer.Option(help="Corpus folder (default: the bundled evaluation corpus).")
@@ -32,8 +37,18 @@ def sanity(
     layers: Annotated[
         str | None, typer.Option(help="Comma-separated profiled layers (default: all).")
     ] = None,
-    group_by: Annotated[str, typer.Option(help="Comma-separated groupings.")] = "grapheme",
+    group_by: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated groupings (default: grapheme; Whisper: token)."),
+    ] = None,
     limit: Annotated[int | None, typer.Option(help="Use only the first N utterances.")] = None,
+    levels: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated layers to randomize down to, top first (default: every "
+            "layer; Whisper: decoder, encoder.layers.3 .. encoder.layers.0, conv2, conv1)."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random weights.")] = 0,
     normalize_text: Annotated[bool, typer.Option(help=NORMALIZE_TEXT_HELP)] = False,
     variants: Annotated[
@@ -44,28 +59,45 @@ def sanity(
 ) -> None:
     """Model-randomization sanity check (Adebayo et al. 2018): Spearman correlation of the
     trained model's profiles with those after randomizing its weights from the top layer
-    down, keeping the trained model's events, classes and labels."""
+    down, keeping the trained model's events, classes and labels (Whisper: its greedy
+    transcript's tokens, teacher-forced; levels: the decoder, then each encoder layer)."""
     from gradnap.analysis.sanity import cascading_randomization
     from gradnap.outputs import OutputError, write_netcdf
     from gradnap.profiling.spec import ModelSpec
 
     threads(n_threads)
     check_out(out, force=force, what="sanity table", example="sanity.nc")
-    net = load_model(model)
+    net = load_model(model, named_ok=True, hf_ok=True)
+    kind = model_kind(net)
     if corpus is None:
         from gradnap.models.checkpoint import DEFAULT_CORPUS as corpus
-    data = read(
-        corpus, False, net.alphabet, net.feature_config, limit=limit,
-        normalize_text=normalize_text,
-    )  # fmt: skip
-    spec = ModelSpec.from_wav2letter(net)
     chosen = [n.strip() for n in layers.split(",")] if layers else None
-    groups = [g.strip() for g in group_by.split(",") if g.strip()]
+    groups = [g.strip() for g in group_by.split(",") if g.strip()] if group_by else None
+    if kind == "wav2letter":
+        data = read(
+            corpus, False, net.alphabet, net.feature_config, limit=limit,
+            normalize_text=normalize_text, group_by=groups or ["grapheme"],
+        )  # fmt: skip
+        spec = ModelSpec.from_wav2letter(net)
+    else:
+        data = read(
+            corpus, False, limit=limit, normalize_text=normalize_text,
+            group_by=groups or (["token"] if kind == "token" else ["grapheme"]),
+        )  # fmt: skip
+        spec = net
+    if kind == "token":  # Whisper's 30 s window: every file over it named at once
+        from gradnap.decode.whisper import check_lengths
+
+        try:
+            check_lengths(list(data))
+        except ValueError as exc:
+            fail(str(exc))
     try:
         table = cascading_randomization(
             spec,
             data,
             layers=chosen,
+            levels=[v.strip() for v in levels.split(",") if v.strip()] if levels else None,
             group_by=groups,
             limit=limit,
             seed=seed,
@@ -79,7 +111,9 @@ def sanity(
         fail(str(exc))
     for var in [v for v in table.data_vars if str(v).startswith("spearman_")]:
         frame = table[var].to_pandas()
-        frame.columns = [c.replace("conv", "c") for c in frame.columns]
+        frame.columns = [
+            c.replace("conv", "c").replace("encoder.layers.", "e") for c in frame.columns
+        ]
         typer.echo(f"\n{var.replace('_', ' ')}: randomized down to (rows) x profiled layer")
         typer.echo(frame.to_string(float_format=lambda v: f"{v:.2f}"))
     console.print(f"sanity table: {out}")
@@ -130,7 +164,10 @@ def report(
     config = config_of(tree)
     # token events (Whisper): no optimal inputs yet; never the bundled model's instead
     token = config.get("event_kind") == "token" and model is None
-    net = None if token else load_model(model, config)
+    net = None if token else load_model(model, config, hf_ok=True)
+    if net is not None and model_kind(net) == "spec" and net.stack is None:
+        console.print("optimal inputs: none (they need a stack of Conv1d layers)")
+        net = None  # e.g. a saved Hugging Face model (the result's model_path)
     table = None
     if sanity_table is not None:
         try:

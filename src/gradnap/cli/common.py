@@ -30,25 +30,58 @@ def fail(message: str) -> None:
     raise typer.Exit(1)
 
 
-def load_model(path: Path | None, config: dict | None = None, named_ok: bool = False):
+def load_model(
+    path: Path | None,
+    config: dict | None = None,
+    named_ok: bool = False,
+    hf_ok: bool = False,
+    why: str = "this command takes gradnap (Wav2Letter) checkpoints only",
+):
     """A model file (None: the one a result's ``config`` names, else the bundled model),
-    or a clear error. A model name (whisper-tiny.en) only where ``named_ok``."""
+    or a clear error. A model name (whisper-tiny.en) only where ``named_ok``; a saved
+    Hugging Face model directory (returned as its :class:`gradnap.ModelSpec`) only where
+    ``hf_ok``; elsewhere ``why`` says why not."""
     from gradnap.models.checkpoint import CheckpointError, load
     from gradnap.models.registry import registered
 
     if registered(path) and not named_ok:
-        fail(
-            f"--model {path}: works with model-info, eval and profile for now (not with "
-            f"this command)"
-        )
+        fail(f"--model {path}: a pretrained model gradnap loads by name; {why}")
     if path is None and config and config.get("model_path"):
         path = Path(config["model_path"])
-        if not path.is_file():
+        if not path.exists():
             fail(f"the result was made with {path}, which is not there: pass --model")
+    if path is not None and not registered(path) and Path(path).is_dir():
+        if not hf_ok:
+            fail(f"--model {path}: a folder (a saved Hugging Face model?); {why}")
+        return load_huggingface(path)
     try:
         return load(path)
     except (CheckpointError, FileNotFoundError) as exc:
         fail(str(exc))
+
+
+def load_huggingface(path: Path):
+    """The :class:`gradnap.ModelSpec` of a saved Hugging Face ``*ForCTC`` model directory
+    (safetensors weights only, never remote code), or a clear error."""
+    from gradnap.profiling.spec import ModelSpec
+
+    try:
+        return ModelSpec.from_huggingface(path)
+    except ImportError as exc:
+        fail(f"--model {path}: transformers is needed (pip install 'gradnap[hf]'): {exc}")
+    except (ValueError, OSError) as exc:
+        fail(f"--model {path}: {exc}")
+
+
+def model_kind(model) -> str:
+    """``"token"`` (Whisper), ``"spec"`` (a :class:`gradnap.ModelSpec`, e.g. Hugging Face)
+    or ``"wav2letter"``: what the commands branch on."""
+    from gradnap.profiling.spec import ModelSpec
+    from gradnap.profiling.token_profile import is_token_model
+
+    if is_token_model(model):
+        return "token"
+    return "spec" if isinstance(model, ModelSpec) else "wav2letter"
 
 
 def check_device(device: str) -> None:

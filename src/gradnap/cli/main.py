@@ -99,7 +99,10 @@ def model_info(
     preset: Annotated[str, typer.Option(help="Model preset: paper, mid, small, tiny.")] = "paper",
     model: Annotated[
         Path | None,
-        typer.Option(help="Checkpoint file or model name, e.g. whisper-tiny.en (not --preset)."),
+        typer.Option(
+            help="Checkpoint file, saved Hugging Face *ForCTC model directory, or model name, "
+            "e.g. whisper-tiny.en (not --preset)."
+        ),
     ] = None,
 ) -> None:
     """Print parameters, layers (kernel, stride, channels) and receptive field of a model."""
@@ -111,6 +114,10 @@ def model_info(
         from gradnap.cli.whisper import whisper_info
 
         return whisper_info(load_model(model, named_ok=True))
+    if model is not None and model.is_dir():
+        from gradnap.cli.huggingface import spec_info
+
+        return spec_info(load_model(model, hf_ok=True), model)
     try:
         net = load(model) if model else Wav2Letter.from_preset(preset)
     except (CheckpointError, KeyError) as exc:
@@ -188,10 +195,11 @@ def train(
     from gradnap.train import TrainConfig
     from gradnap.train import train as run_train
 
-    if registered(preset):
+    if registered(preset) or Path(preset).is_dir():
+        what = "a saved model folder" if Path(preset).is_dir() else "a pretrained model"
         fail(
-            f"--preset {preset}: {preset} is a pretrained model gradnap loads, not a preset it "
-            f"trains; train trains Wav2Letter presets (paper, mid, small, tiny) with CTC"
+            f"--preset {preset}: {what} gradnap loads, not a preset it trains; train trains "
+            f"Wav2Letter presets (paper, mid, small, tiny) with CTC from scratch"
         )
     threads(n_threads)
     check_out(
@@ -230,11 +238,18 @@ def train(
 @app.command("eval")
 def evaluate_cmd(
     model: Annotated[
-        Path, typer.Option(help="Checkpoint file, or a model name (whisper-tiny.en).")
+        Path,
+        typer.Option(
+            help="Checkpoint file, saved Hugging Face *ForCTC model directory, or a model "
+            "name (whisper-tiny.en)."
+        ),
     ],
     corpus: Annotated[Path, typer.Option(help="Corpus folder.")],
     beam_width: Annotated[
-        int, typer.Option(help="Beam width (0: greedy only; Whisper: always greedy).")
+        int,
+        typer.Option(
+            help="Beam width (0: greedy only; Whisper and Hugging Face models: always greedy)."
+        ),
     ] = 32,
     by_speaker: Annotated[
         bool, typer.Option(help="Also report per speaker (Whisper: always).")
@@ -265,6 +280,13 @@ def evaluate_cmd(
         data = read(corpus, skip_bad, normalize_text=normalize_text)
         ev = whisper_eval(lambda: load_model(model, named_ok=True), data, fail)
         beam_width, by_speaker = 0, True
+    elif model.is_dir():  # a saved Hugging Face *ForCTC model: greedy CTC over its labels
+        from gradnap.decode.evaluate import evaluate_spec
+
+        spec = load_model(model, hf_ok=True)
+        data = read(corpus, skip_bad, normalize_text=normalize_text)
+        ev = evaluate_spec(spec, list(data))
+        beam_width = 0
     else:
         net = load_model(model)
         data = read(
@@ -411,7 +433,11 @@ def export(
             f"export writes Wav2Letter checkpoints only (there is nothing to export)"
         )
     check_out(out, force=force, what="model file", example="model.pt")
-    net = load_model(model)
+    net = load_model(
+        model,
+        why="export writes Wav2Letter checkpoints only; a saved Hugging Face model is "
+        "already what gradnap loads (there is nothing to export)",
+    )
     info = read_checkpoint(model).get("trajectory")
     extra = {"trajectory": info} if info is not None else None
     try:

@@ -67,7 +67,11 @@ def profile(
         str, typer.Option(help="support, receptive_field or a number of frames.")
     ] = "support",
     batch_events: Annotated[
-        str, typer.Option(help="Events per batch, or auto (128 on CPU; fills a GPU).")
+        str,
+        typer.Option(
+            help="Events per batch, or auto (128 on CPU; fills a GPU). Whisper: tokens per "
+            "batched backward at most (auto: as many as --max-memory allows)."
+        ),
     ] = "auto",
     include_blank: Annotated[bool, typer.Option(help="Blank frames are events too.")] = False,
     skip_bad: Annotated[bool, typer.Option(help="Leave out bad utterances (listed).")] = False,
@@ -94,7 +98,10 @@ def profile(
     n_threads: Annotated[int, typer.Option("--threads", help=THREADS_HELP)] = DEFAULT_THREADS,
     max_memory: Annotated[
         float,
-        typer.Option(help="GB for per-event gradients on the generic path (events per batch)."),
+        typer.Option(
+            help="GB for per-event gradients on the generic path (events per batch); "
+            "Whisper: working memory per batched token backward."
+        ),
     ] = 2.0,
 ) -> None:
     """Compute GradNAP, NAvAI and NAP profiles of a model over a corpus.
@@ -130,10 +137,7 @@ def profile(
         net, spec = load_model(model, named_ok=True), None
         alphabet = feature_config = None
     elif model is not None and model.is_dir():  # a saved Hugging Face model (safetensors only)
-        try:
-            net = spec = ModelSpec.from_huggingface(model)
-        except (ImportError, ValueError) as exc:
-            fail(str(exc))
+        net = spec = load_model(model, hf_ok=True)
         alphabet = feature_config = None
     else:
         net = load_model(model)

@@ -26,6 +26,28 @@ def greedy_decode(log_probs: np.ndarray | torch.Tensor, alphabet: Alphabet) -> s
     return _tidy(alphabet.decode(best[keep].tolist()))
 
 
+def greedy_decode_labels(log_probs, labels: list[str], blank: int = 0) -> str:
+    """Best-path decoding over a model's own labels (a Hugging Face vocabulary): argmax,
+    merge repeats, drop the blank and special tokens (``<s>``, ``</s>``, ``<unk>``: a label
+    in angle brackets); ``" "`` (the word separator ``|``) separates words.
+
+    >>> lp = np.full((5, 4), -9.0); lp[[0, 1, 2, 3, 4], [2, 2, 0, 1, 3]] = 0
+    >>> greedy_decode_labels(lp, ["<pad>", " ", "a", "b"])
+    'a b'
+    """
+    scores = _as_numpy(log_probs)
+    best = scores.argmax(axis=1)
+    keep = np.ones_like(best, dtype=bool)
+    keep[1:] = best[1:] != best[:-1]
+    out = []
+    for k in best[keep].tolist():
+        label = labels[k]
+        if k == blank or (len(label) > 2 and label.startswith("<") and label.endswith(">")):
+            continue
+        out.append(label)
+    return _tidy("".join(out))
+
+
 class BeamSearchDecoder:
     """CTC beam search over graphemes (pyctcdecode), optionally with a KenLM model.
 

@@ -75,3 +75,25 @@ def evaluate(
             ev.hypotheses["beam"][utt.id] = beam.decode(lp)
     model.train(was_training)
     return ev
+
+
+@torch.no_grad()
+def evaluate_spec(spec, utterances: list[Utterance], progress: bool = True) -> Evaluation:
+    """Greedy CTC decoding of a :class:`gradnap.ModelSpec` (e.g. a saved Hugging Face
+    ``*ForCTC`` model) over its own labels and front end; references and hypotheses are
+    lowercased (vocabularies are often upper case), so the scores ignore case."""
+    from gradnap.decode.ctc import greedy_decode_labels
+
+    spec.model.eval()
+    device = next(spec.model.parameters()).device
+    ev = Evaluation(
+        {u.id: u.text.lower() for u in utterances}, {u.id: u.speaker for u in utterances}
+    )
+    ev.hypotheses["greedy"] = {}
+    for utt in tqdm(utterances, desc="decoding", unit="utt", disable=not progress, leave=False):
+        wav, sr = utt.load()
+        x = spec.front_end(wav, sr)[None].to(device, torch.float32)
+        logits = spec.forward_with_activations(x)[0][0]  # (classes, T_out)
+        text = greedy_decode_labels(logits.T.float().cpu(), spec.labels, spec.blank)
+        ev.hypotheses["greedy"][utt.id] = text.lower()
+    return ev

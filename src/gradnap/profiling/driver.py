@@ -188,6 +188,7 @@ def profiles(
                 model, layers=layers, group_by=group_by, device=device, neurons=neurons,
                 variants=variants, mask_scale=mask_scale, navai_align=navai_align,
                 sensitivity=sensitivity, max_memory=max_memory,
+                max_events=None if batch_events == "auto" else int(batch_events),
             )  # fmt: skip
         else:
             profiler = Profiler(
@@ -228,10 +229,11 @@ def profiles(
 
 def model_provenance(model, path: str | Path | None = None) -> dict:
     """Where a model came from, for the result's configuration: ``model_path`` (``path``,
-    else the file :func:`gradnap.load` read it from, when known) and ``model_sha256`` (of
-    its weights)."""
+    else the file :func:`gradnap.load` read it from, or the saved Hugging Face directory a
+    spec was read from, when known) and ``model_sha256`` (of its weights)."""
     net = getattr(model, "model", model)  # a ModelSpec's model
     path = path or getattr(net, "source_path", None)
+    path = path or (getattr(model, "description", None) or {}).get("source")
     digest = hashlib.sha256()
     for name, tensor in sorted(net.state_dict().items()):
         digest.update(name.encode())

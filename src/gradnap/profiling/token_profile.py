@@ -142,7 +142,8 @@ class TokenProfiler:
     phoneme, word, manner, speaker), ``device``, ``neurons``, ``variants``,
     ``mask_scale``, ``navai_align`` and ``sensitivity`` (as for ``Profiler``),
     ``window_ms`` (crop width, default 500 ms **[choice]**), ``max_memory`` (bytes per
-    batched backward), ``drop_punctuation``. ``prompt``, ``eot``, ``special``,
+    batched backward), ``max_events`` (tokens per batched backward at most; None: as
+    many as ``max_memory`` allows), ``drop_punctuation``. ``prompt``, ``eot``, ``special``,
     ``max_new_tokens`` and ``tokenizer`` default to Whisper tiny.en's (a test's tiny
     random model passes its own).
     """
@@ -162,6 +163,7 @@ class TokenProfiler:
         sensitivity="logit",
         window_ms=DEFAULT_WINDOW_MS,
         max_memory=DEFAULT_MAX_MEMORY,
+        max_events=None,
         drop_punctuation=True,
         prompt=None,
         eot=None,
@@ -180,6 +182,7 @@ class TokenProfiler:
         self.sensitivity = sensitivity
         self.window_ms = window_ms
         self.max_memory = max_memory
+        self.max_events = max_events
         self.drop_punctuation = drop_punctuation
         self.prompt = prompt
         self.eot = eot
@@ -207,6 +210,10 @@ class TokenProfiler:
             raise ValueError(f"navai_align must be one of {ALIGNMENTS}, not {self.navai_align!r}")
         if self.mask_scale not in MASK_SCALES:
             raise ValueError(f"mask_scale must be one of {MASK_SCALES}, not {self.mask_scale!r}")
+        if self.max_events is not None and not (
+            isinstance(self.max_events, int) and self.max_events >= 1
+        ):
+            raise ValueError(f"max_events must be a positive int or None, not {self.max_events!r}")
         if not float(self.window_ms) > 0:
             raise ValueError(f"window_ms must be positive, not {self.window_ms!r}")
         self.variants_ = make_variants(
@@ -243,14 +250,26 @@ class TokenProfiler:
         acc = ProfileAccumulator(self.halves_[0].sums, self.neurons)
         return acc.merge(self.halves_[0]).merge(self.halves_[1])
 
-    def update(
-        self, x, speaker=None, alignment=None, transcript=None, index=None, n_frames=None
-    ) -> int:
-        """Profile one utterance: ``x`` its padded log-mel ``(n_mels, 2 x positions)`` and
-        ``n_frames`` its own frames (or ``x = (features, n_frames)``, as the corpus
-        driver's :class:`WhisperFrontEnd` gives). Returns its number of token events."""
+    def transcribe(self, x) -> list[int]:
+        """The model's greedy transcript of ``x`` (features, or ``(features, n_frames)``):
+        the decoded token ids, prompt and end of text left out."""
         from gradnap.decode.whisper import greedy_tokens
 
+        self._validate()
+        x = x[0] if isinstance(x, tuple) else x
+        x = x.to(self.device_, torch.float32)
+        return greedy_tokens(self.model, x, self.max_new_tokens_, self.prompt_, self.eot_)
+
+    def update(
+        self, x, speaker=None, alignment=None, transcript=None, index=None, n_frames=None,
+        tokens=None,
+    ) -> int:  # fmt: skip
+        """Profile one utterance: ``x`` its padded log-mel ``(n_mels, 2 x positions)`` and
+        ``n_frames`` its own frames (or ``x = (features, n_frames)``, as the corpus
+        driver's :class:`WhisperFrontEnd` gives). ``tokens`` (optional) replaces the
+        model's own greedy transcript: the teacher-forced tokens whose events are profiled
+        (the sanity check keeps the trained model's this way). Returns its number of token
+        events."""
         self._validate()
         if isinstance(x, tuple):
             x, n_frames = x
@@ -258,14 +277,14 @@ class TokenProfiler:
             raise ValueError("n_frames: the utterance's own frames (whisper_features gives it)")
         check_token_groupings(self.groupings_, speaker, alignment, transcript)
         x = x.to(self.device_, torch.float32)
-        tokens = greedy_tokens(self.model, x, self.max_new_tokens_, self.prompt_, self.eot_)
+        tokens = self.transcribe(x) if tokens is None else [int(t) for t in tokens]
         events = token_events(
             tokens, self.tokenizer_, len(self.prompt_), self.special_, self.drop_punctuation
         )
         acc = self.halves_[(self.utterances_ if index is None else index) % 2]
         for part, tape, grads in iter_token_gradients(
             self.model, x, int(n_frames), [*self.prompt_, *tokens], events,
-            self.sensitivity, self.max_memory,
+            self.sensitivity, self.max_memory, max_events=self.max_events,
         ):  # fmt: skip
             n = part.stop - part.start
             start = torch.zeros(n, dtype=torch.long, device=grads["input"].device)
@@ -351,6 +370,7 @@ class TokenProfiler:
             "navai_align": self.navai_align,
             "sensitivity_from": self.sensitivity,
             "max_memory": self.max_memory,
+            "max_events": self.max_events,
             "drop_punctuation": self.drop_punctuation,
             "utterances": self.utterances_,
             "events": self.n_events_,

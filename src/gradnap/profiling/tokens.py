@@ -199,9 +199,11 @@ def iter_token_gradients(
     sensitivity: str = "logit",
     max_memory: int = DEFAULT_MAX_MEMORY,
     tape: EncoderTape | None = None,
+    max_events: int | None = None,
 ) -> Iterator[tuple[slice, EncoderTape, dict[str, torch.Tensor]]]:
     """Yield ``(events slice, tape, {layer: G (e, C_l, T_l)})`` chunk by chunk, as many
-    tokens per chunk as ``max_memory`` bytes of backward working memory allow (at least 1).
+    tokens per chunk as ``max_memory`` bytes of backward working memory allow (at least 1),
+    and at most ``max_events`` (None: no bound; ``--batch-events N``).
 
     ``decoder_ids``: the teacher-forced decoder input, prompt then the decoded tokens.
     """
@@ -212,8 +214,12 @@ def iter_token_gradients(
     _check_events(events, ids.shape[1], model.config.vocab_size)
     if not events:
         return
+    if max_events is not None and int(max_events) < 1:
+        raise ValueError(f"max_events must be at least 1, not {max_events!r}")
     hidden, keys, weights = _decoder_on_leaves(model, ids, tape.enc)
     chunk = max(1, int(max_memory // tape.bytes_per_event()))
+    if max_events is not None:
+        chunk = min(chunk, int(max_events))
     for start in range(0, len(events), chunk):
         part = slice(start, min(start + chunk, len(events)))
         cot = _cotangents(model, hidden, events[part], sensitivity)
