@@ -28,7 +28,7 @@ from gradnap.profiling.spec import ModelSpec
 # 10 s utterances (paper preset: 99-108 against 143-149 events/s, alternating runs), and
 # utterances of ordinary length kept memory flat without it (the growth was autograd's).
 LONG_INPUT_FRAMES = 6000
-BACKENDS = ("auto", "fast", "generic", "reference")
+BACKENDS = ("auto", "fast", "generic", "reference", "hf_ctc")
 
 
 def auto_batch_events(spec: ModelSpec, device: torch.device) -> int:
@@ -116,13 +116,17 @@ class Profiler:
         self.groupings_ = make_groupings(self.group_by)
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown backend {self.backend!r}; backends are {BACKENDS}")
-        backend = (
-            ("fast" if spec.stack is not None else "generic")
-            if self.backend == "auto"
-            else self.backend
+        backend, self.backend_note_ = (
+            backends.auto_backend(spec) if self.backend == "auto" else (self.backend, None)
         )
         if backend == "fast" and spec.stack is None:
             raise ValueError("backend 'fast' needs a stack of Conv1d layers (ModelSpec.stack)")
+        if backend == "hf_ctc":
+            from gradnap.profiling.hf_backward import unsupported
+
+            reason = unsupported(spec)
+            if reason is not None:
+                raise ValueError(f"backend 'hf_ctc' cannot profile this model: {reason}")
         if self.navai_align not in ALIGNMENTS:
             raise ValueError(f"navai_align must be one of {ALIGNMENTS}, not {self.navai_align!r}")
         if self.sensitivity not in backends.SENSITIVITIES:
@@ -261,11 +265,7 @@ class Profiler:
         events = torch.nonzero(keep).flatten()
         if alignment is not None and any(g.coverage for g in self.groupings_):
             self._count_coverage(alignment, set(events.tolist()), n_out)
-        compute = {
-            "fast": backends.fast,
-            "generic": backends.generic,
-            "reference": backends.reference,
-        }[self.backend_]
+        compute = backends.backend_function(self.backend_)
         index = self.utterances_ if index is None else int(index)
         acc = self.halves_[index % 2]
         step = self.batch_events_
@@ -275,6 +275,8 @@ class Profiler:
         for chunk in torch.split(events, step) if len(events) else ():
             c = pred[chunk]
             kwargs = {"record": record} if self.backend_ == "fast" else {}
+            if self.backend_ == "hf_ctc":
+                kwargs["max_memory"] = self.max_memory
             if self.sensitivity != "logit":  # backends of the plain signature need not know
                 kwargs["sensitivity"] = self.sensitivity
             windows = compute(spec, x, chunk, c, self.layers_, **kwargs)
@@ -385,6 +387,7 @@ class Profiler:
             "group_by": [g.name for g in self.groupings_],
             "groupings": {g.name: repr(g) for g in self.groupings_},
             "backend": self.backend_,
+            "backend_note": self.backend_note_,
             "crop_width": self.widths_,
             "include_blank": self.include_blank,
             "variants": {
