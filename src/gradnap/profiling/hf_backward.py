@@ -32,10 +32,9 @@ HuBERT, WavLM and Data2VecAudio.
 from __future__ import annotations
 
 import contextlib
-import math
+import warnings
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from gradnap.profiling.hf_conv import ConvTape, conv_kind
@@ -56,11 +55,14 @@ def layer_paths(model) -> dict[str, tuple[str, int | None]]:
     """Module path -> (kind, index) of every layer this backend computes."""
     prefix = model.base_model_prefix
     base = _base(model)
-    paths = {f"{prefix}.feature_extractor.conv_layers.{i}": ("conv", i) for i in
-             range(len(base.feature_extractor.conv_layers))}
+    paths = {
+        f"{prefix}.feature_extractor.conv_layers.{i}": ("conv", i)
+        for i in range(len(base.feature_extractor.conv_layers))
+    }
     paths[f"{prefix}.feature_projection"] = ("projection", None)
-    paths.update({f"{prefix}.encoder.layers.{i}": ("layer", i) for i in
-                  range(len(base.encoder.layers))})
+    paths.update(
+        {f"{prefix}.encoder.layers.{i}": ("layer", i) for i in range(len(base.encoder.layers))}
+    )
     paths["lm_head"] = ("logits", None)
     return paths
 
@@ -150,8 +152,9 @@ class _Tape:
         wave = x[:, 0]
 
         def transformer(f, *ds):
-            with _feature_encoder_replaced(base, f), _hooks(
-                [(m, _add(d)) for m, d in zip(modules, ds)]
+            with (
+                _feature_encoder_replaced(base, f),
+                _hooks([(m, _add(d)) for m, d in zip(modules, ds)]),
             ):
                 return base(wave)[0]
 
@@ -165,7 +168,9 @@ class _Tape:
         # the vjp's working set per event: ~12 (T x H) and 2 (T x F) per layer, and the
         # attention's (heads x T x T) twice (the sdpa backward's)
         t = n_frames
-        self.phase1_bytes = 4 * (self.n_layers + 1) * (12 * t * hidden + 2 * t * inter + 2 * heads * t * t)
+        self.phase1_bytes = (
+            4 * (self.n_layers + 1) * (12 * t * hidden + 2 * t * inter + 2 * heads * t * t)
+        )
 
 
 def _tape(spec, x):
@@ -221,7 +226,9 @@ def hf_ctc(
         cot = top.new_zeros(e, 1, n_t, tape.hidden)
         cot[torch.arange(e), 0, t] = top @ w
         chunk = max(1, min(e, int(max_memory // 2 // tape.phase1_bytes)))
-        grads = torch.func.vmap(tape.vjp, chunk_size=chunk)(cot)
+        with warnings.catch_warnings():  # the CPU flash attention's backward, per event
+            warnings.filterwarnings("ignore", "There is a performance drop", UserWarning)
+            grads = torch.func.vmap(tape.vjp, chunk_size=chunk)(cot)
         d_feat, d_proj, d_layers = grads[0][:, 0], grads[1][:, 0], grads[2:]
         for n, (kind, i) in kinds.items():
             if kind == "projection":
@@ -230,7 +237,11 @@ def hf_ctc(
                 full[n] = d_layers[i][:, 0].transpose(1, 2)
         if conv_keep or want_input:
             _conv_phase(tape.conv, d_feat, kinds, full)
-    return _crop_full(spec, full, t, x.shape[-1])
+    for n, (kind, i) in kinds.items():  # no events: empty gradients of the right shapes
+        if n not in full:
+            shape = {"input": (1, x.shape[-1]), "conv": tape.conv.shape(i or 0)[::-1]}
+            full[n] = top.new_zeros(0, *shape.get(kind, (tape.hidden, n_t)))
+    return _crop_full(spec, {n: full[n] for n in layers}, t, x.shape[-1])
 
 
 def _conv_phase(conv: ConvTape, d_feat, kinds, full) -> None:
@@ -238,8 +249,10 @@ def _conv_phase(conv: ConvTape, d_feat, kinds, full) -> None:
     (E, C_last, T_last) -> the conv layers' and the input's gradients into ``full``, each
     (E, C_i, T_i) (a view of channels-last storage)."""
     e = d_feat.shape[0]
-    rows = {i: n for n, (kind, i) in kinds.items() if kind == "conv"}
-    rows.update({-1: n for n, (kind, _) in kinds.items() if kind == "input"})
+    rows = {}  # conv index (-1: the input) -> layer name
+    for n, (kind, i) in kinds.items():
+        if kind in ("conv", "input"):
+            rows[-1 if kind == "input" else i] = n
     bufs = {i: d_feat.new_empty(e, *conv.shape(i)) for i in rows}
     stop = min(rows) if rows else len(conv.layers)
     for ev in range(e):

@@ -60,18 +60,21 @@ class ConvTape:
                 kind, norm = conv_kind(layer), getattr(layer, "layer_norm", None)
                 w = layer.conv.weight.detach()  # (C_out, C_in, K) -> (C_out, K * C_in)
                 w = w.permute(0, 2, 1).reshape(w.shape[0], -1).contiguous()
-                if kind == "group":
-                    mu = z.mean(-1, keepdim=True)
-                    rstd = torch.rsqrt((z - mu).pow(2).mean(-1, keepdim=True) + norm.eps)
-                    xhat = ((z - mu) * rstd)[0].T.contiguous()
+                if kind == "group":  # statistics in float64: closer to the exact gradient
+                    z64 = z.double()
+                    mu = z64.mean(-1, keepdim=True)
+                    rstd = torch.rsqrt((z64 - mu).pow(2).mean(-1, keepdim=True) + norm.eps)
+                    xhat = ((z64 - mu) * rstd)[0].T.to(z.dtype).contiguous()
+                    rstd = rstd.to(z.dtype)
                     a = rstd[0, :, 0] * norm.weight.detach()  # rstd_c gamma_c
                     self.norms.append((kind, xhat, a, a[:, None] * w))
                     y = norm(z)
                 elif kind == "layer":
-                    zt = z[0].T
+                    zt = z[0].T.double()
                     mu = zt.mean(-1, keepdim=True)
                     rstd = torch.rsqrt((zt - mu).pow(2).mean(-1, keepdim=True) + norm.eps)
-                    self.norms.append((kind, ((zt - mu) * rstd).contiguous(), rstd, None))
+                    xhat = ((zt - mu) * rstd).to(z.dtype).contiguous()
+                    self.norms.append((kind, xhat, rstd.to(z.dtype), None))
                     y = norm(z.transpose(-2, -1)).transpose(-2, -1)
                 else:
                     self.norms.append(None)

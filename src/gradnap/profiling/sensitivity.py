@@ -162,11 +162,33 @@ def sensitivities(
     ``"generic"``, ``"reference"`` or ``"auto"`` (:func:`auto_backend`).
     Returns ``{layer: Window}``: ``values`` ``(E, C_l, W)`` over frames
     ``start[e] .. start[e] + W - 1`` of that layer (the whole utterance where the support is
-    unbounded).
+    unbounded). All events at once: :func:`sensitivity_batches` holds one batch at a time.
 
     >>> g = gradnap.sensitivities(spec, spec.front_end(wav, 16000))  # doctest: +SKIP
     >>> g["input"].values.shape                                      # doctest: +SKIP
     """
+    parts = list(sensitivity_batches(spec, x, t, c, layers, backend, max_memory))
+    layers = spec.check_layers(layers)
+    return {
+        n: Window(
+            torch.cat([p[n].values for _, p in parts]), torch.cat([p[n].start for _, p in parts])
+        )
+        for n in layers
+    }
+
+
+def sensitivity_batches(
+    spec: ModelSpec,
+    x: torch.Tensor,
+    t=None,
+    c=None,
+    layers=None,
+    backend: str = "auto",
+    max_memory: float = DEFAULT_MAX_MEMORY,
+):
+    """:func:`sensitivities` one batch of events at a time (as many as ``max_memory`` bytes
+    of whole-utterance gradients hold, :func:`events_per_batch`): yields ``(frames,
+    {layer: Window})`` with the batch's output frames ``(E_b,)``."""
     layers = spec.check_layers(layers)
     x = x[None] if x.dim() == 2 else x
     if backend == "auto":
@@ -186,14 +208,8 @@ def sensitivities(
     shapes = [x.shape[1:] if n == "input" else known[n] for n in layers]
     step = len(t) if backend == "fast" else events_per_batch(shapes, max_memory)
     kwargs = {"max_memory": max_memory} if backend == "hf_ctc" else {}
-    parts = [
-        compute(spec, x, t[i : i + step], c[i : i + step], layers, **kwargs)
-        for i in range(0, max(len(t), 1), max(step, 1))
-    ]
-    return {
-        n: Window(torch.cat([p[n].values for p in parts]), torch.cat([p[n].start for p in parts]))
-        for n in layers
-    }
+    for i in range(0, max(len(t), 1), max(step, 1)):
+        yield t[i : i + step], compute(spec, x, t[i : i + step], c[i : i + step], layers, **kwargs)
 
 
 def auto_backend(spec: ModelSpec) -> tuple[str, str | None]:
