@@ -3,12 +3,13 @@
 For each model (random weights), the same events (output frames, predicted classes) go
 through ``gradnap.sensitivity_batches`` (the backend ``auto`` picks: the fast path for conv
 stacks, the two-phase ``hf_ctc`` for wav2vec2-family CTC models, the generic one otherwise;
-one memory-budgeted batch of events at a time, each dropped, as a profile does), one plain ``autograd.grad(..., retain_graph=True)`` per event after one shared
-forward (hooks only store each layer's output), and Captum's ``LayerGradientXActivation``,
-one call per event (one forward and one backward each), interleaved, median of
-``--rounds`` rounds after one untimed warm-up. gradnap runs every event of the sample;
-plain and Captum run ``--events`` of them (their cost per event does not depend on how many
-run); on the fast path gradnap runs every frame of the utterance, as a profile does.
+one memory-budgeted batch of events at a time, each dropped, as a profile does), one
+plain ``autograd.grad(..., retain_graph=True)`` per event after one shared forward (hooks
+only store each layer's output), and Captum's ``LayerGradientXActivation``, one call per
+event (one forward and one backward each), interleaved, median of ``--rounds`` rounds
+after one untimed warm-up. gradnap runs every event of the sample; plain and Captum run
+``--events`` of them (their cost per event does not depend on how many run); on the fast
+path gradnap runs every frame of the utterance, as a profile does.
 Peak memory: the process's peak RSS right after gradnap's first "mid" run (before
 anything else big runs), model and libraries included.
 

@@ -136,6 +136,13 @@ def test_what_it_cannot_express_falls_back_to_the_generic_path_and_says_why():
     with pytest.raises(ValueError, match="hf_ctc.*adapter"):
         gradnap.Profiler(spec, backend="hf_ctc").config()
 
+    class MyCTC(transformers.Wav2Vec2ForCTC):  # a family it is not tested on
+        pass
+
+    model = MyCTC(build("wav2vec2").config).eval()
+    spec = gradnap.ModelSpec.from_huggingface(model, labels=LABELS)
+    assert "MyCTC is not one of the families" in S.auto_backend(spec)[1]
+
     model = build("hubert")
     spec = gradnap.ModelSpec.from_huggingface(
         model, labels=LABELS, layers={"ff": "hubert.encoder.layers.0.feed_forward"}

@@ -20,8 +20,8 @@ backward per event is done once, and the batched part is only the cheap one
    LayerNorm (per frame over channels), and each transposed convolution as one GEMM with
    the kernel ``(C_out, K C_in)`` and ``ceil(K / stride)`` strided sums.
 
-What it cannot express (an adapter, grouped/padded conv layers, a non-elementwise
-activation, layers other than the default ones, a model in training mode) falls back to the
+What it cannot express (another ``*ForCTC`` family, an adapter, grouped/padded conv layers, a
+non-elementwise activation, layers other than the default ones, training mode) falls back to the
 generic path; :func:`unsupported` says why, and the profile's config records it.
 
 Exactness: tests compare every layer with one plain autograd backward per event (max abs
@@ -42,6 +42,9 @@ from gradnap.profiling.sensitivity import DEFAULT_MAX_MEMORY, Window, _crop_full
 
 NAME = "hf_ctc"
 NOT_HF = "not a Hugging Face spec"
+# tested against plain autograd (tests/profiling/test_hf_backward.py); other *ForCTC models
+# (SEW, UniSpeech, Conformer) may compute their logits otherwise: the generic path
+FAMILIES = ("Wav2Vec2ForCTC", "HubertForCTC", "WavLMForCTC", "Data2VecAudioForCTC")
 # elementwise activations of the conv encoder (transformers' ACT2FN names)
 _ELEMENTWISE = {"gelu", "relu", "gelu_new", "gelu_fast", "gelu_python", "quick_gelu", "silu"}
 _ELEMENTWISE |= {"swish", "tanh", "sigmoid", "relu6", "gelu_pytorch_tanh", "mish"}
@@ -72,9 +75,9 @@ def unsupported(spec) -> str | None:
     model = spec.model
     if not str(spec.description.get("arch", "")).startswith("huggingface:"):
         return NOT_HF
-    if not type(model).__name__.endswith("ForCTC") or not isinstance(
-        getattr(model, "lm_head", None), nn.Linear
-    ):
+    if type(model).__name__ not in FAMILIES:
+        return f"{type(model).__name__} is not one of the families it is tested on"
+    if not isinstance(getattr(model, "lm_head", None), nn.Linear):
         return f"{type(model).__name__}: no linear CTC head lm_head"
     base = _base(model)
     if base is None or not all(
