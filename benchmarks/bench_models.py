@@ -1,13 +1,15 @@
 """Per-event sensitivities of other models: gradnap against plain autograd and Captum.
 
 For each model (random weights), the same events (output frames, predicted classes) go
-through ``gradnap.sensitivities`` (the fast path for conv stacks, the generic one
-otherwise), one plain ``autograd.grad(..., retain_graph=True)`` per event after one shared
-forward (hooks only store each layer's output), and Captum's ``LayerGradientXActivation``,
-one call per event (one forward and one backward each), interleaved, median of
-``--rounds`` rounds after one untimed warm-up. gradnap runs every event of the sample;
-plain and Captum run ``--events`` of them (their cost per event does not depend on how many
-run); on the fast path gradnap runs every frame of the utterance, as a profile does.
+through ``gradnap.sensitivity_batches`` (the backend ``auto`` picks: the fast path for conv
+stacks, the two-phase ``hf_ctc`` for wav2vec2-family CTC models, the generic one otherwise;
+one memory-budgeted batch of events at a time, each dropped, as a profile does), one
+plain ``autograd.grad(..., retain_graph=True)`` per event after one shared forward (hooks
+only store each layer's output), and Captum's ``LayerGradientXActivation``, one call per
+event (one forward and one backward each), interleaved, median of ``--rounds`` rounds
+after one untimed warm-up. gradnap runs every event of the sample; plain and Captum run
+``--events`` of them (their cost per event does not depend on how many run); on the fast
+path gradnap runs every frame of the utterance, as a profile does.
 Peak memory: the process's peak RSS right after gradnap's first "mid" run (before
 anything else big runs), model and libraries included.
 
@@ -123,8 +125,12 @@ def captum_rate(spec, x, t, c):
 
 
 def gradnap_rate(spec, x, t, c):
+    """Every event's gradients, one memory-budgeted batch at a time, each dropped as the
+    plain loop drops its (a profile holds one batch too; holding all 64 of mid's events at
+    once is 4.2 GB of whole-utterance gradients whatever computes them)."""
     t0 = time.perf_counter()
-    gradnap.sensitivities(spec, x, t, c)
+    for _ in gradnap.sensitivity_batches(spec, x, t, c):
+        pass
     return len(t) / (time.perf_counter() - t0)
 
 
@@ -214,9 +220,9 @@ def main(argv=None):
                 print(f"{name}: captum failed: {exc}")
         med = {k: statistics.median(v) for k, v in rates.items() if v}
         results[name] = med
-        path = "fast" if spec.stack is not None else "generic"
+        path, _ = gradnap.profiling.sensitivity.auto_backend(spec)
         print(
-            f"{name:11s} ({path}): gradnap {med['gradnap']:8.2f} ev/s  plain {med['plain']:8.2f}"
+            f"{name:11s} ({path:7s}): gradnap {med['gradnap']:8.2f} ev/s  plain {med['plain']:8.2f}"
             f"  captum {med.get('captum', float('nan')):8.2f}  gradnap/plain "
             f"{med['gradnap'] / med['plain']:.2f}",
             flush=True,

@@ -21,6 +21,7 @@ from gradnap.profiling import (
     profiles,
     save_profiles,
     sensitivities,
+    sensitivity_batches,
     to_table,
 )
 
@@ -53,4 +54,5 @@ __all__ = [
     "read_corpus",
     "save_checkpoint",
     "sensitivities",
+    "sensitivity_batches",
 ]

@@ -93,8 +93,17 @@ def test_sensitivities_and_profiles_equal_the_plain_reference(family, utterances
     assert abs(float(x.mean())) < 1e-4 and abs(float(x.std()) - 1) < 1e-3  # do_normalize
     t = torch.tensor([0, 7, 30])
     c = torch.tensor([3, 0, 11])
+    if family == "data2vec":
+        # its random-init float32 gradients are only good to ~1e-5 of max|G| (plain float32
+        # against float64), so float32 paths with other rounding orders differ by more than
+        # 1e-6: compared in float64, where the math, not the rounding, is what is compared
+        model.double()
+        got = gradnap.sensitivities(spec, x.double(), t, c)
+        assert_windows_equal(got, plain_windows(model, spec, x.double(), t, c), spec.layer_names)
+        model.float()
     got = gradnap.sensitivities(spec, x, t, c)
-    assert_windows_equal(got, plain_windows(model, spec, x, t, c), spec.layer_names)
+    if family != "data2vec":
+        assert_windows_equal(got, plain_windows(model, spec, x, t, c), spec.layer_names)
 
     # profiles: gradnap's generic path against the same with the test's plain gradients
     def plain_backend(spec_, x_, t_, c_, layers, **_):

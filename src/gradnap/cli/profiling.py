@@ -48,7 +48,7 @@ def profile(
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     limit: Annotated[int | None, typer.Option(help="Profile only the first N utterances.")] = None,
     backend: Annotated[
-        str, typer.Option(help="Gradient backend: auto, fast, generic or reference.")
+        str, typer.Option(help="Gradient backend: auto, fast, hf_ctc, generic or reference.")
     ] = "auto",
     variants: Annotated[
         str,

@@ -19,7 +19,7 @@ from gradnap.profiling.layout import Layer, LayoutError
 from gradnap.profiling.method import NAP, VARIANTS, GradNAP, NAvAI, Saliency, Sum, Variant
 from gradnap.profiling.result import load_profiles, save_profiles, to_table
 from gradnap.profiling.run import Profiler
-from gradnap.profiling.sensitivity import sensitivities
+from gradnap.profiling.sensitivity import sensitivities, sensitivity_batches
 from gradnap.profiling.spec import ModelSpec
 from gradnap.profiling.stack import ConvStack
 from gradnap.profiling.token_profile import TokenProfiler
@@ -54,5 +54,6 @@ __all__ = [
     "profiles",
     "save_profiles",
     "sensitivities",
+    "sensitivity_batches",
     "to_table",
 ]

@@ -152,7 +152,7 @@ def profiles(
     a hash of its weights go into the result's configuration). ``data`` is a corpus folder,
     a :class:`gradnap.Corpus` or a list of utterances. Groupings that need an alignment
     (phoneme, word, manner) read a TextGrid per utterance (beside the audio or under
-    ``alignments``). ``backend`` picks the gradient backend (auto, fast, generic,
+    ``alignments``). ``backend`` picks the gradient backend (auto, fast, hf_ctc, generic,
     reference); ``variants``, ``mask_scale``, ``navai_align``, ``sensitivity`` and
     ``top_events`` are those of :class:`gradnap.Profiler`. ``workers`` processes extract
     the features. The configuration records the corpus folder (``corpus``, absolute), every

@@ -101,7 +101,7 @@ class Profiler:
         spec = self.spec
         layers = spec.check_layers(self.layers)
         self.groupings_ = make_groupings(self.group_by)
-        backend = resolve_backend(spec, self.backend)
+        backend, self.backend_note_ = resolve_backend(spec, self.backend)
         check_choices(self.navai_align, self.sensitivity, self.mask_scale)
         self.variants_ = make_variants(
             self.variants, mask_scale=self.mask_scale, navai_align=self.navai_align
@@ -215,11 +215,7 @@ class Profiler:
         events = torch.nonzero(keep).flatten()
         if alignment is not None and any(g.coverage for g in self.groupings_):
             self._count_coverage(alignment, set(events.tolist()), n_out)
-        compute = {
-            "fast": backends.fast,
-            "generic": backends.generic,
-            "reference": backends.reference,
-        }[self.backend_]
+        compute = backends.backend_function(self.backend_)
         index = self.utterances_ if index is None else int(index)
         acc = self.halves_[index % 2]
         step = self.batch_events_
@@ -229,6 +225,8 @@ class Profiler:
         for chunk in torch.split(events, step) if len(events) else ():
             c = pred[chunk]
             kwargs = {"record": record} if self.backend_ == "fast" else {}
+            if self.backend_ == "hf_ctc":
+                kwargs["max_memory"] = self.max_memory
             if self.sensitivity != "logit":  # backends of the plain signature need not know
                 kwargs["sensitivity"] = self.sensitivity
             windows = compute(spec, x, chunk, c, self.layers_, **kwargs)
@@ -334,6 +332,7 @@ class Profiler:
             "group_by": [g.name for g in self.groupings_],
             "groupings": {g.name: repr(g) for g in self.groupings_},
             "backend": self.backend_,
+            "backend_note": self.backend_note_,
             "crop_width": self.widths_,
             "include_blank": self.include_blank,
             "variants": {

@@ -158,19 +158,42 @@ def sensitivities(
     ``x``: the model input ``(C, T)`` or ``(1, C, T)`` (what ``spec.front_end`` returns);
     ``t``: output frames (default: every frame whose predicted class is not the blank);
     ``c``: their classes (default: the predicted ones); ``layers``: names (default all).
-    ``backend``: ``"fast"`` (conv stacks), ``"generic"``, ``"reference"`` or ``"auto"``.
+    ``backend``: ``"fast"`` (conv stacks), ``"hf_ctc"`` (wav2vec2-family CTC models),
+    ``"generic"``, ``"reference"`` or ``"auto"`` (:func:`auto_backend`).
     Returns ``{layer: Window}``: ``values`` ``(E, C_l, W)`` over frames
     ``start[e] .. start[e] + W - 1`` of that layer (the whole utterance where the support is
-    unbounded).
+    unbounded). All events at once: :func:`sensitivity_batches` holds one batch at a time.
 
     >>> g = gradnap.sensitivities(spec, spec.front_end(wav, 16000))  # doctest: +SKIP
     >>> g["input"].values.shape                                      # doctest: +SKIP
     """
+    parts = list(sensitivity_batches(spec, x, t, c, layers, backend, max_memory))
+    layers = spec.check_layers(layers)
+    return {
+        n: Window(
+            torch.cat([p[n].values for _, p in parts]), torch.cat([p[n].start for _, p in parts])
+        )
+        for n in layers
+    }
+
+
+def sensitivity_batches(
+    spec: ModelSpec,
+    x: torch.Tensor,
+    t=None,
+    c=None,
+    layers=None,
+    backend: str = "auto",
+    max_memory: float = DEFAULT_MAX_MEMORY,
+):
+    """:func:`sensitivities` one batch of events at a time (as many as ``max_memory`` bytes
+    of whole-utterance gradients hold, :func:`events_per_batch`): yields ``(frames,
+    {layer: Window})`` with the batch's output frames ``(E_b,)``."""
     layers = spec.check_layers(layers)
     x = x[None] if x.dim() == 2 else x
     if backend == "auto":
-        backend = "fast" if spec.stack is not None else "generic"
-    compute = {"fast": fast, "generic": generic, "reference": reference}[backend]
+        backend, _ = auto_backend(spec)
+    compute = backend_function(backend)
     cache = spec.__dict__.setdefault("_shapes", {})  # layer shapes per input shape
     if t is None or c is None or tuple(x.shape) not in cache:
         with torch.no_grad():
@@ -184,14 +207,35 @@ def sensitivities(
     known = cache[tuple(x.shape)]
     shapes = [x.shape[1:] if n == "input" else known[n] for n in layers]
     step = len(t) if backend == "fast" else events_per_batch(shapes, max_memory)
-    parts = [
-        compute(spec, x, t[i : i + step], c[i : i + step], layers)
-        for i in range(0, max(len(t), 1), max(step, 1))
-    ]
-    return {
-        n: Window(torch.cat([p[n].values for p in parts]), torch.cat([p[n].start for p in parts]))
-        for n in layers
-    }
+    kwargs = {"max_memory": max_memory} if backend == "hf_ctc" else {}
+    for i in range(0, max(len(t), 1), max(step, 1)):
+        yield t[i : i + step], compute(spec, x, t[i : i + step], c[i : i + step], layers, **kwargs)
+
+
+def auto_backend(spec: ModelSpec) -> tuple[str, str | None]:
+    """The backend ``"auto"`` means for ``spec``, and why a Hugging Face CTC spec falls back
+    to the generic path (None otherwise): ``fast`` for conv stacks, ``hf_ctc``
+    (:mod:`gradnap.profiling.hf_backward`) for wav2vec2-family CTC models it can express,
+    else ``generic``."""
+    if spec.stack is not None:
+        return "fast", None
+    from gradnap.profiling import hf_backward
+
+    reason = hf_backward.unsupported(spec)
+    if reason is None:
+        return hf_backward.NAME, None
+    if reason == hf_backward.NOT_HF:
+        return "generic", None
+    return "generic", f"{hf_backward.NAME} cannot: {reason}"
+
+
+def backend_function(name: str):
+    """The function of a backend name (fast, generic, reference, hf_ctc)."""
+    if name == "hf_ctc":
+        from gradnap.profiling.hf_backward import hf_ctc
+
+        return hf_ctc
+    return {"fast": fast, "generic": generic, "reference": reference}[name]
 
 
 def _crop_full(spec, full, t, t_in):

@@ -11,19 +11,27 @@ from gradnap.profiling import sensitivity as backends
 from gradnap.profiling.method import ALIGNMENTS, MASK_SCALES
 from gradnap.profiling.spec import ModelSpec
 
-BACKENDS = ("auto", "fast", "generic", "reference")
+BACKENDS = ("auto", "fast", "generic", "reference", "hf_ctc")
 
 
-def resolve_backend(spec: ModelSpec, backend: str) -> str:
-    """``backend`` (auto, fast, generic, reference) for ``spec``: auto is fast where the
-    model is a stack of Conv1d layers (``spec.stack``), else generic."""
+def resolve_backend(spec: ModelSpec, backend: str) -> tuple[str, str | None]:
+    """``backend`` (auto, fast, generic, reference, hf_ctc) for ``spec`` and a note saying
+    why auto chose it where that is not obvious (:func:`sensitivity.auto_backend`: fast
+    for a stack of Conv1d layers, hf_ctc for the tested Hugging Face CTC families, else
+    generic with the reason hf_ctc does not apply)."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; backends are {BACKENDS}")
     if backend == "auto":
-        return "fast" if spec.stack is not None else "generic"
+        return backends.auto_backend(spec)
     if backend == "fast" and spec.stack is None:
         raise ValueError("backend 'fast' needs a stack of Conv1d layers (ModelSpec.stack)")
-    return backend
+    if backend == "hf_ctc":
+        from gradnap.profiling.hf_backward import unsupported
+
+        reason = unsupported(spec)
+        if reason is not None:
+            raise ValueError(f"backend 'hf_ctc' cannot profile this model: {reason}")
+    return backend, None
 
 
 def check_choices(navai_align: str, sensitivity: str, mask_scale: str) -> None:
