@@ -5,16 +5,15 @@ from __future__ import annotations
 from collections import defaultdict
 
 import torch
-import xarray as xr
 
 from gradnap._version import __version__
 from gradnap.profiling import sensitivity as backends
 from gradnap.profiling.accumulate import ProfileAccumulator
 from gradnap.profiling.align import align
 from gradnap.profiling.groupings import EventContext, group_name, make_groupings
+from gradnap.profiling.halves import SplitHalfSums
 from gradnap.profiling.heap import bound_heap
 from gradnap.profiling.method import DEFAULT_VARIANTS, make_variants, needed_sums
-from gradnap.profiling.result import build_tree
 from gradnap.profiling.settings import (  # noqa: F401 - BACKENDS: imported from here too
     BACKENDS,
     auto_batch_events,
@@ -32,7 +31,7 @@ from gradnap.profiling.spec import ModelSpec
 LONG_INPUT_FRAMES = 6000
 
 
-class Profiler:
+class Profiler(SplitHalfSums):
     """Streaming GradNAP profiles: ``update`` one utterance at a time, ``merge``, ``result``.
 
     Parameters (stored by the constructor, checked on the first ``update``): ``spec``
@@ -139,19 +138,6 @@ class Profiler:
     def front_end(self):
         """The features of an utterance's audio (what the corpus driver extracts)."""
         return self.spec.front_end
-
-    @property
-    def n_events_(self) -> int:
-        """Events profiled so far (both halves)."""
-        self._validate()
-        return sum(h.n_events_ for h in self.halves_)
-
-    @property
-    def acc_(self) -> ProfileAccumulator:
-        """Both halves' sums together (a new accumulator)."""
-        self._validate()
-        acc = self._accumulator()
-        return acc.merge(self.halves_[0]).merge(self.halves_[1])
 
     def update(
         self,
@@ -270,57 +256,6 @@ class Profiler:
             hit = any(t in event_frames for t in frames)
             self.coverage_[label][0 if hit else 1] += 1
 
-    def merge(self, other: Profiler) -> Profiler:
-        """Add another profiler's sums (same settings) into this one."""
-        self._validate()
-        other._validate()
-        for mine, theirs in zip(self.halves_, other.halves_):
-            mine.merge(theirs)
-        for k, (a, b) in other.coverage_.items():
-            self.coverage_[k][0] += a
-            self.coverage_[k][1] += b
-        self.utterances_ += other.utterances_
-        return self
-
-    def all_reduce(self) -> Profiler:
-        """Sum the sums (both halves), coverage and utterance count over all ranks of the
-        process group, in place (each accumulator through
-        :meth:`ProfileAccumulator.all_reduce`)."""
-        import torch.distributed as dist
-
-        from gradnap.profiling.distributed import all_gather_objects
-
-        self._validate()
-        device = self.device_ if dist.get_backend() == "nccl" else "cpu"
-        for half in self.halves_:
-            half.all_reduce(device)
-        gathered = all_gather_objects((dict(self.coverage_), self.utterances_))
-        self.coverage_.clear()
-        for coverage, _ in gathered:
-            for k, (a, b) in coverage.items():
-                self.coverage_[k][0] += a
-                self.coverage_[k][1] += b
-        self.utterances_ = sum(n for _, n in gathered)
-        return self
-
-    def state_dict(self) -> dict:
-        """The sums so far (both halves), coverage and utterance count (for checkpoints)."""
-        self._validate()
-        return {
-            "halves": [h.state_dict() for h in self.halves_],
-            "coverage": dict(self.coverage_),
-            "utterances": self.utterances_,
-        }
-
-    def load_state_dict(self, state: dict) -> Profiler:
-        self._validate()
-        self.halves_ = tuple(self._accumulator(h) for h in state["halves"])
-        self.coverage_.clear()
-        for k, v in state["coverage"].items():
-            self.coverage_[k] = list(v)
-        self.utterances_ = int(state["utterances"])
-        return self
-
     def config(self) -> dict:
         """The run's settings (stored in the result as JSON)."""
         self._validate()
@@ -353,17 +288,8 @@ class Profiler:
             "features": self.spec.feature_config.to_dict() if self.spec.feature_config else None,
         }
 
-    def result(self, extra_config: dict | None = None) -> xr.DataTree:
-        """The profiles so far, as a DataTree (see :mod:`gradnap.profiling.result`)."""
-        self._validate()
-        return build_tree(
-            self.acc_,
-            layer_info(self.spec, self.layers_, self.neurons),
-            {**self.config(), **(extra_config or {})},
-            dict(self.coverage_),
-            halves=self.halves_,
-            variants=self.variants_,
-        )
+    def _layer_info(self) -> dict[str, dict]:
+        return layer_info(self.spec, self.layers_, self.neurons)
 
 
 def as_spec(model) -> ModelSpec:

@@ -19,12 +19,12 @@ grapheme, target and correct label CTC output frames: refused.
 from __future__ import annotations
 
 import torch
-import xarray as xr
 
 from gradnap._version import __version__
 from gradnap.profiling.accumulate import ProfileAccumulator
 from gradnap.profiling.align import align
 from gradnap.profiling.groupings import EventContext, group_name, make_groupings
+from gradnap.profiling.halves import SplitHalfSums
 from gradnap.profiling.method import (
     ALIGNMENTS,
     DEFAULT_VARIANTS,
@@ -32,7 +32,6 @@ from gradnap.profiling.method import (
     make_variants,
     needed_sums,
 )
-from gradnap.profiling.result import build_tree
 from gradnap.profiling.sensitivity import Window
 from gradnap.profiling.tokens import (
     DEFAULT_MAX_MEMORY,
@@ -133,7 +132,7 @@ def _registry():
     return GROUPINGS
 
 
-class TokenProfiler:
+class TokenProfiler(SplitHalfSums):
     """Streaming profiles of token events: ``update`` one utterance at a time, ``merge``,
     ``result`` (the interface of :class:`gradnap.profiling.run.Profiler`).
 
@@ -234,21 +233,10 @@ class TokenProfiler:
         )
         self.tokenizer_ = self.tokenizer if self.tokenizer is not None else self.model.tokenizer
         self.device_ = torch.device(self.device)
-        self.halves_ = tuple(ProfileAccumulator(sums, self.neurons) for _ in range(2))
+        self.halves_ = tuple(self._accumulator() for _ in range(2))
         self.coverage_: dict[str, list[int]] = {}
         self.utterances_ = 0
         self.model.to(self.device_).eval()
-
-    @property
-    def n_events_(self) -> int:
-        self._validate()
-        return sum(h.n_events_ for h in self.halves_)
-
-    @property
-    def acc_(self) -> ProfileAccumulator:
-        self._validate()
-        acc = ProfileAccumulator(self.halves_[0].sums, self.neurons)
-        return acc.merge(self.halves_[0]).merge(self.halves_[1])
 
     def transcribe(self, x) -> list[int]:
         """The model's greedy transcript of ``x`` (features, or ``(features, n_frames)``):
@@ -309,40 +297,6 @@ class TokenProfiler:
         self.utterances_ += 1
         return len(events)
 
-    def merge(self, other: TokenProfiler) -> TokenProfiler:
-        self._validate()
-        other._validate()
-        for mine, theirs in zip(self.halves_, other.halves_):
-            mine.merge(theirs)
-        self.utterances_ += other.utterances_
-        return self
-
-    def all_reduce(self) -> TokenProfiler:
-        from gradnap.profiling.distributed import all_gather_objects
-
-        self._validate()
-        for half in self.halves_:
-            half.all_reduce("cpu")
-        self.utterances_ = sum(all_gather_objects(self.utterances_))
-        return self
-
-    def state_dict(self) -> dict:
-        self._validate()
-        return {
-            "halves": [h.state_dict() for h in self.halves_],
-            "coverage": {},
-            "utterances": self.utterances_,
-        }
-
-    def load_state_dict(self, state: dict) -> TokenProfiler:
-        self._validate()
-        sums = self.halves_[0].sums
-        self.halves_ = tuple(
-            ProfileAccumulator.from_state_dict(h, sums, self.neurons) for h in state["halves"]
-        )
-        self.utterances_ = int(state["utterances"])
-        return self
-
     def config(self) -> dict:
         """The run's settings (stored in the result as JSON)."""
         self._validate()
@@ -376,18 +330,15 @@ class TokenProfiler:
             "events": self.n_events_,
         }
 
-    def result(self, extra_config: dict | None = None) -> xr.DataTree:
-        """The profiles so far, as a DataTree (:mod:`gradnap.profiling.result`)."""
-        self._validate()
+    def _accumulator(self, state: dict | None = None) -> ProfileAccumulator:
+        sums = needed_sums(self.variants_)
+        if state is None:
+            return ProfileAccumulator(sums, self.neurons)
+        return ProfileAccumulator.from_state_dict(state, sums, self.neurons)
+
+    def _layer_info(self) -> dict[str, dict]:
         info = {name: {"frame_ms": frame_ms(name)} for name in self.layers_}
         for name in self.layers_:
             if name in (self.neurons or {}):
                 info[name]["neurons"] = list(self.neurons[name])
-        return build_tree(
-            self.acc_,
-            info,
-            {**self.config(), **(extra_config or {})},
-            {},
-            halves=self.halves_,
-            variants=self.variants_,
-        )
+        return info
