@@ -363,6 +363,10 @@ class TokenProfiler:
         for name in self.layers_:
             if name in (self.neurons or {}):
                 info[name]["neurons"] = list(self.neurons[name])
+        from gradnap.decode.whisper import N_MELS, mel_frequencies
+
+        if "input" in info and self.model.config.num_mel_bins == N_MELS:
+            info["input"]["frequency"] = mel_frequencies()  # Hz, as the CTC front ends give
         return build_tree(
             self.acc_,
             info,
