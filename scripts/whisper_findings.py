@@ -65,15 +65,16 @@ def formant_table(path: str, args) -> None:
         f"{args.window[1]:g} ms, smoothed {args.smooth:g} bin, prominence >= "
         f"{args.prominence:g} x range, F >= {f.attrs['fmin']:g} Hz; textbook: {name}\n"
     )
-    print("| vowel | events | F1 | F2 | men F1 | men F2 | women F1 | women F2 |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| vowel | events | F1 | F2 | men F1 | men F2 | women F1 | women F2 | peaks (first 4) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     err = {"men": [], "women": []}
     for g in have:
         v = g.split(":", 1)[1]
         n = int(f["count"].sel(group=g))
         f1, f2 = float(f["F1"].sel(group=g)), float(f["F2"].sel(group=g))
         (m1, m2), (w1, w2) = table[v]["men"], table[v]["women"]
-        print(f"| {v} | {n} | {_fmt(f1)} | {_fmt(f2)} | {m1} | {m2} | {w1} | {w2} |")
+        peaks = ", ".join(_fmt(p) for p in f["peaks"].sel(group=g).values if np.isfinite(p))
+        print(f"| {v} | {n} | {_fmt(f1)} | {_fmt(f2)} | {m1} | {m2} | {w1} | {w2} | {peaks} |")
         if n >= args.min_count:
             for who, (t1, t2) in (("men", (m1, m2)), ("women", (w1, w2))):
                 err[who].append((f1 - t1, f2 - t2, (f1 - t1) / t1, (f2 - t2) / t2))
