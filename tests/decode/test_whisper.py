@@ -95,6 +95,15 @@ def test_front_end_pads_to_30_s_and_counts_own_frames():
         WD.whisper_features(np.zeros(16000 * 61 // 2, np.float32), 16000, "long.wav")
 
 
+def test_mel_frequencies_are_the_centres_of_whispers_filters():
+    filters = np.asarray(WD._feature_extractor().mel_filters)  # (201 FFT bins, 80 mels)
+    fft_hz = np.linspace(0, 8000, filters.shape[0])  # 40 Hz apart
+    centres = WD.mel_frequencies()
+    assert centres.shape == (80,)
+    assert np.abs(fft_hz[filters.argmax(0)] - centres).max() <= 20.0  # half an FFT bin
+    assert centres[0] == pytest.approx(37.24, abs=0.01) and centres[-1] < 8000
+
+
 def test_normalisation_is_whispers():
     assert WD.normalize_text("Mr. Dashwood, ten meters!") == "mister dashwood 10 meters"
     assert WD.normalize_text(" He was not an ill-disposed young man.") == (

@@ -4,6 +4,7 @@ groups' names, the phoneme labels at the input's alignment time, and the refusal
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -185,5 +186,9 @@ def test_cli_profiles_whisper_tiny_en_on_real_speech(tmp_path):
     groupings = {str(g) for g in tree["grouping"].values}
     assert groupings == {"token", "phoneme"} and int(tree["n_events"]) >= 2
     assert "encoder.layers.3" in tree.children and "gradnap" in tree["conv2"].to_dataset()
+    from gradnap.decode.whisper import mel_frequencies
+
+    freq = tree["input"].to_dataset()["frequency"]  # mel Hz, for formants and the report
+    assert freq.attrs["units"] == "Hz" and np.allclose(freq.values, mel_frequencies())
     r = CliRunner().invoke(app, ["summary", str(out)])
     assert r.exit_code == 0 and "token" in r.output, r.output

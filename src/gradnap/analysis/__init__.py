@@ -1,6 +1,6 @@
 """Analyses of profiles (METHOD.md "Responsiveness and feature visualization",
-"Representation power"), the model-randomization sanity check, and listening to a
-neuron's top events."""
+"Representation power"), formants read off input-layer profiles, the model-randomization
+sanity check, and listening to a neuron's top events."""
 
 from gradnap.analysis.clustering import PERCENTILES, cluster_groups, representation_power
 from gradnap.analysis.dynamics import settling, silhouette_over_training
@@ -13,6 +13,7 @@ from gradnap.analysis.featurevis import (
     sonify,
     visualize_group,
 )
+from gradnap.analysis.formants import formants
 from gradnap.analysis.listen import Clip, Listener, Listening, listen
 from gradnap.analysis.responsiveness import responsiveness, top_neurons
 from gradnap.analysis.sanity import cascading_randomization
@@ -25,6 +26,7 @@ __all__ = [
     "Objective",
     "cascading_randomization",
     "cluster_groups",
+    "formants",
     "l1",
     "l2",
     "listen",

@@ -34,6 +34,7 @@ from gradnap.models.whisper import EOT, NO_TIMESTAMPS, SOT
 SAMPLE_RATE = 16000
 HOP = 160
 MAX_SECONDS = 30
+N_MELS = 80
 N_FRAMES = MAX_SECONDS * SAMPLE_RATE // HOP  # 3000
 MAX_NEW_TOKENS = 224
 PROMPT = (SOT, NO_TIMESTAMPS)
@@ -64,6 +65,14 @@ def normalize_text(text: str) -> str:
     'mister dashwood 10 meters'
     """
     return _normalizer()(text)
+
+
+def mel_frequencies() -> np.ndarray:
+    """``(80,)`` centre frequency (Hz) of each of Whisper's mel bins: Slaney mel scale,
+    0-8000 Hz, as the feature extractor's filters (``mel_filter_bank(..., mel_scale="slaney")``)."""
+    import librosa
+
+    return librosa.mel_frequencies(N_MELS + 2, fmin=0.0, fmax=SAMPLE_RATE / 2)[1:-1]
 
 
 def whisper_features(

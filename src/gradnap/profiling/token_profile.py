@@ -341,4 +341,8 @@ class TokenProfiler(SplitHalfSums):
         for name in self.layers_:
             if name in (self.neurons or {}):
                 info[name]["neurons"] = list(self.neurons[name])
+        from gradnap.decode.whisper import N_MELS, mel_frequencies
+
+        if "input" in info and self.model.config.num_mel_bins == N_MELS:
+            info["input"]["frequency"] = mel_frequencies()  # Hz, as the CTC front ends give
         return info
