@@ -37,11 +37,20 @@ def save_figure(fig, out_dir: str | Path, stem: str, formats=("png", "svg")) -> 
     paths = []
     for fmt in formats:
         path = out_dir / f"{stem}.{fmt}"
-        with atomic_write(path) as tmp:
+        # SVG text stays text (editable, smaller, faster than a path per glyph)
+        with atomic_write(path) as tmp, plt.rc_context({"svg.fonttype": "none"}):
             fig.savefig(tmp, format=fmt, dpi=110, bbox_inches=None if laid_out else "tight")
         paths.append(path)
     plt.close(fig)
     return paths
+
+
+def _margins(fig, left=0.8, right=0.15, bottom=0.5, top=0.32) -> None:
+    """Fixed margins in inches, for the figures the report draws per group and layer:
+    constrained layout measures every text element again per save (about half of these
+    figures' drawing time), and their axes labels fit these margins."""
+    w, h = fig.get_size_inches()
+    fig.subplots_adjust(left=left / w, right=1 - right / w, bottom=bottom / h, top=1 - top / h)
 
 
 def _hz_axis(ax, frequency: np.ndarray) -> None:
@@ -105,7 +114,8 @@ def action_potentials(layer: xr.Dataset, group: str, k: int = 5, variable: str =
     prof = layer[variable].sel(group=group)
     off = layer["offset_ms"].values
     top = top_neurons(layer, group, k, variable)
-    fig, ax = plt.subplots(figsize=(6, 3.2), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    _margins(fig)
     ax.plot(off, prof.values.T, color="0.7", lw=0.5)
     for colour, n, r in zip(TOP_COLOURS, top["neuron"].values, top.values):
         ax.plot(
@@ -167,7 +177,8 @@ def dendrogram(
     res = cluster_groups(prof.values.reshape(len(kept), -1), [percentile])
     names, _, labels = group_coords(tree)
     label_of = dict(zip(names, labels))
-    fig, ax = plt.subplots(figsize=(max(6, 0.18 * len(kept)), 3.4), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(max(6, 0.18 * len(kept)), 3.4))
+    _margins(fig, bottom=0.55)
     hierarchy.dendrogram(
         res["linkage"],
         labels=[label_of[g] for g in kept],
