@@ -7,26 +7,27 @@ out="${1:-build/demo}"
 gradnap=".venv/bin/gradnap"
 assets="src/gradnap/assets"
 mkdir -p "$out"
+step() { echo "== $1 ($(date +%T), ${SECONDS} s so far)"; }
 
-echo "== 1/8 the bundled model"
+step "1/8 the bundled model"
 "$gradnap" model-info --model "$assets/default-model.pt"
 
-echo "== 2/8 its error rates on the bundled corpus (sentences it never heard)"
+step "2/8 its error rates on the bundled corpus (sentences it never heard)"
 "$gradnap" eval --model "$assets/default-model.pt" --corpus "$assets/eval/test" --by-speaker
 "$gradnap" eval --model "$assets/default-model.pt" --corpus "$assets/eval/test-unseen-voice"
 
-echo "== 3/8 GradNAP, NAvAI and NAP profiles: graphemes, phonemes, speakers, every layer"
+step "3/8 GradNAP, NAvAI and NAP profiles: graphemes, phonemes, speakers, every layer"
 "$gradnap" profile --corpus "$assets/eval" --out "$out/profiles.nc" --resume \
     --group-by grapheme,phoneme,speaker,target,correct
 
-echo "== 4/8 what the profiles rest on"
+step "4/8 what the profiles rest on"
 "$gradnap" summary "$out/profiles.nc"
-echo "== 5/8 sanity check: profiles of the model randomized from the top layer down"
+step "5/8 sanity check: profiles of the model randomized from the top layer down"
 "$gradnap" sanity --corpus "$assets/eval" --limit 12 --out "$out/sanity.nc" --force
 
-echo "== 6/8 the analyses and the HTML report"
+step "6/8 the analyses and the HTML report"
 "$gradnap" report "$out/profiles.nc" --sanity "$out/sanity.nc" --out "$out/report" --force
-echo "== 7/8 Whisper tiny.en on real speech (Debian's pocketsphinx-testdata: LibriVox, cards, goforward)"
+step "7/8 Whisper tiny.en on real speech (Debian's pocketsphinx-testdata: LibriVox, cards, goforward)"
 if [ ! -f "$out/real-speech/corpus.json" ]; then
     .venv/bin/python scripts/real_speech_corpus.py --out "$out/real-speech"
 fi
@@ -35,11 +36,11 @@ fi
     --resume --group-by token,phoneme
 "$gradnap" report "$out/whisper.nc" --out "$out/whisper-report" --force
 echo "Whisper report: $(cd "$out/whisper-report" && pwd)/index.html"
-echo "== 8/8 GradNAPs across training: the committed trajectory of the small preset (8 checkpoints)"
+step "8/8 GradNAPs across training: the committed trajectory of the small preset (8 checkpoints)"
 "$gradnap" dynamics --checkpoints "$assets/trajectory-small" --corpus "$assets/eval/test" \
     --limit 24 --events final --layers input,conv1,conv4,conv7,conv9,conv10 \
     --out "$out/dynamics.nc" --force --figures "$out/dynamics-figures"
 "$gradnap" report "$out/dynamics.nc" --out "$out/dynamics-report" --force
 echo "dynamics page: $(cd "$out/dynamics-report" && pwd)/dynamics.html"
-echo "demo finished: profiles in $out/profiles.nc (xarray.open_datatree or gradnap.load_profiles)"
+echo "demo finished in ${SECONDS} s: profiles in $out/profiles.nc (xarray.open_datatree or gradnap.load_profiles)"
 echo "report: $(cd "$out/report" && pwd)/index.html"
