@@ -38,7 +38,7 @@ fi
 echo "Whisper report: $(cd "$out/whisper-report" && pwd)/index.html"
 step "8/8 GradNAPs across training: the committed trajectory of the small preset (8 checkpoints)"
 "$gradnap" dynamics --checkpoints "$assets/trajectory-small" --corpus "$assets/eval/test" \
-    --limit 24 --events final --layers input,conv1,conv4,conv7,conv9,conv10 \
+    --limit 16 --events final --layers input,conv4,conv7,conv10 \
     --out "$out/dynamics.nc" --force --figures "$out/dynamics-figures"
 "$gradnap" report "$out/dynamics.nc" --out "$out/dynamics-report" --force
 echo "dynamics page: $(cd "$out/dynamics-report" && pwd)/dynamics.html"
