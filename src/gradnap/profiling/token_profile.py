@@ -26,13 +26,12 @@ from gradnap.profiling.align import align
 from gradnap.profiling.groupings import EventContext, group_name, make_groupings
 from gradnap.profiling.halves import SplitHalfSums
 from gradnap.profiling.method import (
-    ALIGNMENTS,
     DEFAULT_VARIANTS,
-    MASK_SCALES,
     make_variants,
     needed_sums,
 )
 from gradnap.profiling.sensitivity import Window
+from gradnap.profiling.settings import check_choices
 from gradnap.profiling.tokens import (
     DEFAULT_MAX_MEMORY,
     DEFAULT_WINDOW_MS,
@@ -41,8 +40,6 @@ from gradnap.profiling.tokens import (
     token_events,
     window_frames,
 )
-
-SENSITIVITIES = ("logit", "log_prob")
 
 
 def is_token_model(model) -> bool:
@@ -201,14 +198,7 @@ class TokenProfiler(SplitHalfSums):
         unknown = [n for n in layers if n not in names]
         if unknown:
             raise ValueError(f"unknown layer(s) {unknown}; the layers are {names}")
-        if self.sensitivity not in SENSITIVITIES:
-            raise ValueError(
-                f"sensitivity must be one of {SENSITIVITIES}, not {self.sensitivity!r}"
-            )
-        if self.navai_align not in ALIGNMENTS:
-            raise ValueError(f"navai_align must be one of {ALIGNMENTS}, not {self.navai_align!r}")
-        if self.mask_scale not in MASK_SCALES:
-            raise ValueError(f"mask_scale must be one of {MASK_SCALES}, not {self.mask_scale!r}")
+        check_choices(self.navai_align, self.sensitivity, self.mask_scale)
         if self.max_events is not None and not (
             isinstance(self.max_events, int) and self.max_events >= 1
         ):
