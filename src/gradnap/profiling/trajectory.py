@@ -222,21 +222,11 @@ def trajectory(
 
 def _fill_empty(steps: list[xr.DataTree | None]) -> list[xr.DataTree]:
     """Steps without events (``None``) become results with no groups and 0 events, shaped
-    as the nearest later step with events (stacking then gives NaN profiles, count 0)."""
-    filled, later = list(steps), None
-    for k in range(len(steps) - 1, -1, -1):
-        if steps[k] is not None:
-            later = steps[k]
-        elif later is not None:
-            empty = later.isel(group=slice(0, 0))
-            empty["n_events"] = xr.zeros_like(later["n_events"])
-            filled[k] = empty
-    for k in range(len(filled)):  # empty steps after the last one with events
-        if filled[k] is None:
-            empty = filled[k - 1].isel(group=slice(0, 0))
-            empty["n_events"] = xr.zeros_like(empty["n_events"])
-            filled[k] = empty
-    return filled
+    as a step with events (stacking then gives NaN profiles, count 0)."""
+    like = next(t for t in reversed(steps) if t is not None)
+    empty = like.isel(group=slice(0, 0))
+    empty["n_events"] = xr.zeros_like(like["n_events"])
+    return [empty if t is None else t for t in steps]
 
 
 def stack_steps(steps: list[xr.DataTree], paths, infos, events: str) -> xr.DataTree:
