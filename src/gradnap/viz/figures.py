@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
+from matplotlib.layout_engine import ConstrainedLayoutEngine  # noqa: E402
 from scipy.cluster import hierarchy  # noqa: E402
 
 from gradnap.analysis.clustering import cluster_groups, groups_of  # noqa: E402
@@ -32,8 +33,7 @@ def save_figure(fig, out_dir: str | Path, stem: str, formats=("png", "svg")) -> 
     out_dir.mkdir(parents=True, exist_ok=True)
     # a figure laid out by constrained layout already fits its canvas; bbox_inches="tight"
     # would draw it once more per format only to measure it (a third of the report's time)
-    engine = fig.get_layout_engine()
-    laid_out = engine is not None and type(engine).__name__ == "ConstrainedLayoutEngine"
+    laid_out = isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine)
     paths = []
     for fmt in formats:
         path = out_dir / f"{stem}.{fmt}"
@@ -48,7 +48,8 @@ def save_figure(fig, out_dir: str | Path, stem: str, formats=("png", "svg")) -> 
 def _margins(fig, left=0.8, right=0.15, bottom=0.5, top=0.32) -> None:
     """Fixed margins in inches, for the figures the report draws per group and layer:
     constrained layout measures every text element again per save (about half of these
-    figures' drawing time), and their axes labels fit these margins."""
+    figures' drawing time), and their axes labels fit these margins. (save_figure still
+    crops them with bbox_inches="tight".)"""
     w, h = fig.get_size_inches()
     fig.subplots_adjust(left=left / w, right=1 - right / w, bottom=bottom / h, top=1 - top / h)
 
