@@ -26,7 +26,7 @@ from gradnap.atomic import atomic_write, write_text
 from gradnap.profiling.groupings import group_coords
 from gradnap.report import heatmaps
 from gradnap.report.drawing import TREE, Drawer, LayerRef
-from gradnap.report.listening import listen_entries
+from gradnap.report.listening import SPECTROGRAM_COLORBAR, listen_entries
 from gradnap.report.slugs import slug
 
 PAPER_PHONEMES = ("AA", "AE", "IY", "T")
@@ -187,6 +187,7 @@ def _write_pages(
     featvis_layers = opt.featvis_layers or _default_featvis_layers(layers, spec)
     layer_pages = []
     heatmaps.write_colorbar(fig_dir / "colorbar.png")
+    heatmaps.write_colorbar(fig_dir / SPECTROGRAM_COLORBAR, lut=heatmaps.SEQUENTIAL_LUT)
     listener = Listener(tree)  # every layer page's clips: each utterance read once
     for layer in layers:
         ds = tree[layer].to_dataset()

@@ -123,12 +123,16 @@ def heatmap_rgb(values: np.ndarray, lay: dict) -> tuple[np.ndarray, float]:
     finite = np.isfinite(v)
     vmax = float(np.abs(v[finite]).max()) if finite.any() else 0.0
     scale = vmax or 1.0
-    idx = np.clip(np.round((np.nan_to_num(v) / scale + 1) * 127.5), 0, 255).astype(np.uint8)
-    rgb = LUT[idx]
+    idx = np.clip(np.round((np.nan_to_num(v) / scale + 1) * 127.5), 0, 255)
+    return _pixels(idx, finite, lay, LUT), vmax
+
+
+def _pixels(idx: np.ndarray, finite: np.ndarray, lay: dict, lut: np.ndarray) -> np.ndarray:
+    """Colour indices ``(rows, offsets)`` (row 0 at the bottom) -> the image, NaN grey, each
+    row and offset repeated to the layout's pixel size."""
+    rgb = lut[idx.astype(np.uint8)]
     rgb[~finite] = 160
-    rgb = rgb[::-1]
-    rgb = np.repeat(np.repeat(rgb, lay["row_px"], axis=0), lay["col_px"], axis=1)
-    return rgb, vmax
+    return np.repeat(np.repeat(rgb[::-1], lay["row_px"], axis=0), lay["col_px"], axis=1)
 
 
 def write_png(rgb: np.ndarray, path: str | Path) -> Path:
@@ -154,10 +158,7 @@ def write_sequential(values: np.ndarray, lay: dict, path: str | Path) -> tuple[f
     hi = float(v[finite].max()) if finite.any() else 0.0
     span = hi - lo or 1.0
     idx = np.clip(np.round((np.nan_to_num(v, nan=lo) - lo) / span * 255), 0, 255)
-    rgb = SEQUENTIAL_LUT[idx.astype(np.uint8)]
-    rgb[~finite] = 160
-    rgb = np.repeat(np.repeat(rgb[::-1], lay["row_px"], axis=0), lay["col_px"], axis=1)
-    write_png(rgb, path)
+    write_png(_pixels(idx, finite, lay, SEQUENTIAL_LUT), path)
     return lo, hi
 
 

@@ -37,8 +37,6 @@ def listen_entries(listener, ds, layer, group, neurons, fig_dir: Path) -> tuple[
         return [], ""
     sub = fig_dir / "listen" / slug(layer)
     sub.mkdir(parents=True, exist_ok=True)
-    if not (fig_dir / SPECTROGRAM_COLORBAR).exists():
-        heatmaps.write_colorbar(fig_dir / SPECTROGRAM_COLORBAR, lut=heatmaps.SEQUENTIAL_LUT)
     entries = []
     try:
         for n in neurons:
