@@ -16,10 +16,15 @@ respect to the input log-mel and every encoder layer (conv1, conv2, 4 transforme
   (their outputs before GELU: the same work) and the 4 layers, one ``attribute`` call per
   token (a forward and a backward each), on the first ``--captum-tokens`` tokens.
 
-Interleaved, after an untimed warm-up, ``--rounds`` rounds; tokens/s from the median round.
-The last line is one JSON object (``whisper_vs_plain`` = gradnap's tokens/s over plain's).
+Interleaved, after an untimed warm-up, ``--rounds`` rounds (default 5), each method once
+per round, the order reversed every other round (this virtual machine's speed drifts by up
+to 1.5x over a minute: a fixed order would hand one method the slower half); tokens/s from
+each method's median round. The last line is one JSON object: ``whisper_vs_plain``, the
+ratio of the two medians, and ``whisper_vs_plain_paired``, the median over rounds of that
+round's ratio (the drift between rounds cancels in it).
 
-    python benchmarks/bench_whisper.py [--seconds 10] [--rounds 3] [--captum-tokens 6] [--tokens N]
+    python benchmarks/bench_whisper.py [--seconds 10] [--rounds 5] [--captum-tokens 6]
+        [--tokens N] [--batch-events N]
 """
 
 from __future__ import annotations
@@ -122,13 +127,16 @@ def setup(seconds: float = 10.0, n_tokens: int = 0):
     return model, x, n_frames, ids, events, wav
 
 
-def rates(model, x, n_frames, ids, events, rounds: int = 3, captum_tokens: int = 6) -> dict:
+def rates(
+    model, x, n_frames, ids, events, rounds: int = 5, captum_tokens: int = 6, batch_events=None
+) -> dict:
     """Tokens/s of gradnap, plain and Captum (when installed), interleaved after a
-    warm-up, the median of ``rounds`` rounds each."""
+    warm-up, the median of ``rounds`` rounds each (order reversed every other round), and
+    ``paired``: the median over rounds of gradnap's rate over plain's in that round."""
     sub = events[:captum_tokens]
 
     def ours():
-        token_crops(model, x, n_frames, ids[0].tolist(), events)
+        token_crops(model, x, n_frames, ids[0].tolist(), events, max_events=batch_events)
         return len(events)
 
     runs = {"gradnap": ours, "plain": lambda: plain(model, x, ids, events)}
@@ -142,30 +150,39 @@ def rates(model, x, n_frames, ids, events, rounds: int = 3, captum_tokens: int =
     ours()
     times = {k: [] for k in runs}
     for r in range(rounds):
-        for name, fn in runs.items():
-            times[name].append(timed(fn))
+        order = list(runs) if r % 2 == 0 else list(runs)[::-1]
+        for name in order:
+            times[name].append(timed(runs[name]))
         print(
             f"round {r + 1}: " + "  ".join(f"{k} {1 / v[-1]:.2f} tok/s" for k, v in times.items()),
             flush=True,
         )
-    return {k: 1.0 / float(np.median(v)) for k, v in times.items()}
+    out = {k: 1.0 / float(np.median(v)) for k, v in times.items()}
+    out["paired"] = float(np.median(np.array(times["plain"]) / np.array(times["gradnap"])))
+    return out
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=10.0)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--captum-tokens", type=int, default=6)
     ap.add_argument("--tokens", type=int, default=0, help="only the first N token events (0: all)")
+    ap.add_argument("--batch-events", type=int, default=None, help="gradnap tokens per backward")
     args = ap.parse_args()
     model, x, n_frames, ids, events, wav = setup(args.seconds, args.tokens)
-    rate = rates(model, x, n_frames, ids, events, args.rounds, args.captum_tokens)
+    rate = rates(
+        model, x, n_frames, ids, events, args.rounds, args.captum_tokens, args.batch_events
+    )
+    paired = rate.pop("paired")
     result = {
         "seconds": round(len(wav) / 16000, 2),
         "tokens": len(events),
         "threads": torch.get_num_threads(),
+        "rounds": args.rounds,
         **{f"{k}_tokens_per_s": round(v, 3) for k, v in rate.items()},
         "whisper_vs_plain": round(rate["gradnap"] / rate["plain"], 3),
+        "whisper_vs_plain_paired": round(paired, 3),
     }
     if "captum" in rate:
         result["whisper_vs_captum"] = round(rate["gradnap"] / rate["captum"], 3)

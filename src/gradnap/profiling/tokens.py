@@ -166,8 +166,8 @@ def _decoder_on_leaves(model, ids: torch.Tensor, enc: torch.Tensor):
     this forward (the model's setting is restored on exit): with a few dozen queries, its
     matrix-product backward costs 0.6x the CPU flash kernel's, which zero-fills
     (T_enc, d) buffers per call. Returns the last hidden state (N, d), the 2 x layers leaves
-    (1, T, d) and the stacked projection weights (2 x layers x d, d): ``d enc`` is the
-    leaves' gradients, concatenated on the channel axis, times that matrix.
+    (1, T, d) and their projection weights (d, d) each: ``d enc`` is the sum over leaves
+    of each leaf's gradient times its weight.
     """
     leaves, mats, hooks = [], [], []
     with torch.no_grad():
@@ -187,7 +187,18 @@ def _decoder_on_leaves(model, ids: torch.Tensor, enc: torch.Tensor):
         config._attn_implementation = attn
         for h in hooks:
             h.remove()
-    return hidden, leaves, torch.cat(mats).detach()
+    return hidden, leaves, [w.detach() for w in mats]
+
+
+def _sum_of_products(grads, weights, tape: EncoderTape) -> torch.Tensor:
+    """``sum_j grads[j] @ weights[j]``, grads (E, 1, T, d), into the tape's workspace
+    (no concatenated (E, T, 2 x layers x d) copy): (E, T, d)."""
+    e, _, t, d = grads[0].shape
+    out = tape.workspace("d_enc", (e * t, d), grads[0])
+    torch.mm(grads[0].reshape(e * t, d), weights[0], out=out)
+    for g, w in zip(grads[1:], weights[1:]):
+        out.addmm_(g.reshape(e * t, d), w)
+    return out.view(e, t, d)
 
 
 def iter_token_gradients(
@@ -225,9 +236,8 @@ def iter_token_gradients(
         cot = _cotangents(model, hidden, events[part], sensitivity)
         # the small decoder backward to the cross-attention keys and values, batched ...
         d_kv = torch.autograd.grad(hidden, keys, cot, retain_graph=True, is_grads_batched=True)
-        d_kv = torch.cat(d_kv, -1)[:, 0]  # (e, T, 2 x layers x d)
-        # ... then d enc = sum over layers of dK Wk + dV Wv, one GEMM for all tokens
-        yield part, tape, tape.backward(d_kv @ weights)
+        # ... then d enc = sum over layers of dK Wk + dV Wv, accumulated in place
+        yield part, tape, tape.backward(_sum_of_products(d_kv, weights, tape))
 
 
 def token_sensitivities(
@@ -329,12 +339,13 @@ def token_crops(
     sensitivity: str = "logit",
     window_ms: float = DEFAULT_WINDOW_MS,
     max_memory: int = DEFAULT_MAX_MEMORY,
+    max_events: int | None = None,
 ) -> dict[str, TokenCrops]:
     """:func:`token_sensitivities` then :func:`align_tokens`, chunk by chunk, so only the
     crops of all events are held (not every event's full-utterance gradients)."""
     parts: dict[str, list[TokenCrops]] = {}
     for _, tape, grads in iter_token_gradients(
-        model, features, n_frames, decoder_ids, events, sensitivity, max_memory
+        model, features, n_frames, decoder_ids, events, sensitivity, max_memory, None, max_events
     ):
         for name, g in grads.items():
             width = window_frames(window_ms, tape.frame_ms[name])

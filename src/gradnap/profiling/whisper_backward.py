@@ -13,13 +13,15 @@ pay on a CPU, removing work every event repeats does):
    projection (no backward through the 51,864-way projection), or ``W[c] - softmax(Y_i) W``
    for the log-probability. Gives ``dY/d enc`` for E tokens, (E, T, d).
 2. encoder: a hand-written backward of the encoder, channels-last matrix products batched
-   over the E tokens, with what the forward saved: each attention layer's softmax
-   (no recomputation as in the CPU flash-attention backward), the GELU derivatives and the
-   layer-norm statistics, shared by all tokens. The attention products put the tokens in
-   the matrix dimension (``P^T [dO_1 .. dO_E]`` is one GEMM per head). The two convolutions'
-   backward is computed only over the utterance's own frames (and the one frame of halo
-   their kernels need): the padding's gradients below the first attention layer are never
-   used.
+   over the E tokens, with what the forward saved and every token shares: the GELU
+   derivatives, the layer-norm statistics (their scales folded into the next product's
+   weights), each attention layer's queries, keys, values and the softmax's log-sum-exp.
+   Every product and elementwise step writes into buffers the tape keeps and reuses for
+   every layer and chunk (:class:`_Workspace`): a fresh tensor of a few MB costs its page
+   faults on every call, as much as the arithmetic on it (a plain autograd backward pays
+   them for every intermediate of every token). The two convolutions' backward is computed
+   only over the utterance's own frames (and the one frame of halo their kernels need): the
+   padding's gradients below the first attention layer are never used.
 
 Exactness: the test compares every layer with one plain autograd backward per token through
 transformers' own ``WhisperForConditionalGeneration`` (max abs diff <= 1e-6 x max|G|).
@@ -28,6 +30,8 @@ transformers' own ``WhisperForConditionalGeneration`` (max abs diff <= 1e-6 x ma
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -40,6 +44,51 @@ def _gelu_and_slope(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """erf GELU (as ``F.gelu``) and its derivative ``Phi(z) + z phi(z)``."""
     cdf = 0.5 * (1 + torch.erf(z * (1 / math.sqrt(2))))
     return F.gelu(z), cdf + z * torch.exp(-0.5 * z * z) / _SQRT_2PI
+
+
+def _flushing_subnormals() -> bool:
+    """Whether this thread treats subnormal float32 values as zero (1e-30 x 1e-10 is one)."""
+    return float(torch.tensor(1e-30) * torch.tensor(1e-10)) == 0.0
+
+
+@contextmanager
+def flush_subnormals() -> Iterator[None]:
+    """Treat subnormal floats (``|x| < 1.2e-38`` in float32) as zero on this thread inside
+    the block; the setting before it is restored after.
+
+    Why: GELU's derivative underflows to subnormals for strongly negative inputs (92,744 of
+    tiny.en's last layer's 2.3 M on 10 s of speech), and x86 CPUs handle subnormals in
+    microcode: the product that multiplies them ran 3x slower (177 against 56 ms per token).
+    Exactness: each value flushed is below 1.2e-38, so a gradient changes by less than
+    1e-34 in absolute terms, far below float32's rounding of anything the profiles hold.
+    Only this thread: torch's intra-op worker threads (``--threads`` > 1) keep theirs.
+    """
+    if _flushing_subnormals() or not torch.set_flush_denormal(True):
+        yield  # already on, or a CPU without flush-to-zero
+        return
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
+class _Workspace:
+    """Named buffers, each reused for every call that asks for it by name (grown when a
+    call needs more): the backward's intermediates live here instead of in fresh tensors."""
+
+    def __init__(self):
+        self._buffers: dict[str, torch.Tensor] = {}
+
+    def __call__(self, name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        """A contiguous ``shape`` view of buffer ``name`` (values left from its last use)."""
+        n = math.prod(shape)
+        buf = self._buffers.get(name)
+        if buf is None or buf.numel() < n or buf.dtype != like.dtype or buf.device != like.device:
+            buf = self._buffers[name] = like.new_empty(n)
+        return buf[:n].view(shape)
+
+    def nbytes(self) -> int:
+        return sum(b.numel() * b.element_size() for b in self._buffers.values())
 
 
 @dataclass
@@ -56,16 +105,17 @@ class _Norm:
         var = (x - mu).pow(2).mean(-1, keepdim=True)
         rstd = torch.rsqrt(var + ln.eps)
         xhat = (x - mu) * rstd
-        return xhat * ln.weight + ln.bias, cls(xhat, rstd, ln.weight)
+        return xhat * ln.weight + ln.bias, cls(xhat, rstd, ln.weight.detach())
 
-    def backward(self, dy: torch.Tensor) -> torch.Tensor:
-        """(E, T', d) cotangent of the output's first T' frames -> of the input's."""
-        t = dy.shape[1]
+    def backward_(self, g: torch.Tensor, ws: _Workspace) -> torch.Tensor:
+        """In place: ``g`` (E, T', d), the cotangent of the output's first T' frames times
+        gamma (folded into the product that made it), becomes the input's cotangent
+        ``rstd (g - mean(g) - xhat mean(g xhat))``. Returns ``g``."""
+        t = g.shape[1]
         xhat, rstd = self.xhat[:t], self.rstd[:t]
-        g = dy * self.gamma
         mean_g = g.mean(-1, keepdim=True)
-        mean_gx = (g * xhat).mean(-1, keepdim=True)
-        return (g - mean_g - xhat * mean_gx) * rstd
+        mean_gx = torch.mul(g, xhat, out=ws("norm", tuple(g.shape), g)).mean(-1, keepdim=True)
+        return g.sub_(mean_g).addcmul_(xhat, mean_gx, value=-1).mul_(rstd)
 
 
 _FLASH = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
@@ -83,9 +133,10 @@ def _use_flash(x: torch.Tensor) -> bool:
 
 @dataclass
 class _Layer:
-    """What one ``WhisperEncoderLayer``'s backward needs, shared by every token."""
+    """What one ``WhisperEncoderLayer``'s backward needs, shared by every token; weights
+    (out, in) as the backward multiplies them, ``dx = dy @ W``, the layer norms' gamma and
+    the query's scaling folded into the products that feed them."""
 
-    module: torch.nn.Module
     norm1: _Norm
     q: torch.Tensor  # (1, H, T, dh), scaled
     k: torch.Tensor  # (1, H, T, dh)
@@ -95,6 +146,12 @@ class _Layer:
     lse: torch.Tensor | None  # (1, H, T) its log-sum-exp (flash backward)
     norm2: _Norm
     slope: torch.Tensor  # (T, F) GELU'(fc1 output)
+    w_fc2: torch.Tensor  # (d, F)
+    w_fc1: torch.Tensor  # (F, d) x gamma of the final layer norm
+    w_out: torch.Tensor  # (d, d)
+    w_q: torch.Tensor  # (d, d) x scaling x gamma of the attention's layer norm
+    w_k: torch.Tensor  # (d, d) x that gamma
+    w_v: torch.Tensor  # (d, d) x that gamma
 
 
 def _layer_forward(layer, h: torch.Tensor) -> tuple[torch.Tensor, _Layer]:
@@ -118,7 +175,17 @@ def _layer_forward(layer, h: torch.Tensor) -> tuple[torch.Tensor, _Layer]:
     h1 = h + att.out_proj(o[0].transpose(0, 1).reshape(t, heads * dh))
     x2, n2 = _Norm.forward(layer.final_layer_norm, h1)
     f, slope = _gelu_and_slope(layer.fc1(x2))
-    return h1 + layer.fc2(f), _Layer(layer, n1, q, k, v, o, p, lse, n2, slope)
+    g1 = n1.gamma
+    saved = _Layer(
+        n1, q, k, v, o, p, lse, n2, slope,
+        w_fc2=layer.fc2.weight.detach(),
+        w_fc1=layer.fc1.weight.detach() * n2.gamma,
+        w_out=att.out_proj.weight.detach(),
+        w_q=att.q_proj.weight.detach() * (att.scaling * g1),
+        w_k=att.k_proj.weight.detach() * g1,
+        w_v=att.v_proj.weight.detach() * g1,
+    )  # fmt: skip
+    return h1 + layer.fc2(f), saved
 
 
 def _flash_backward(s: _Layer, do: torch.Tensor, queries: int, keys: int):
@@ -143,47 +210,53 @@ def _flash_backward(s: _Layer, do: torch.Tensor, queries: int, keys: int):
     )
 
 
-def _attention_backward(s: _Layer, do: torch.Tensor, rows: int | None = None):
+def _attention_backward(s: _Layer, do: torch.Tensor, rows: int):
     """(E, T, H, dh) cotangent of the attention output -> of the scaled query, key and
-    value on the first ``rows`` frames (default all), each (E, rows, H * dh)."""
+    value on the first ``rows`` frames, each (E * rows, H * dh)."""
     e, t, heads, dh = do.shape
-    rows = t if rows is None else rows
+    flat = lambda g: g.transpose(1, 2).reshape(e * rows, heads * dh)  # noqa: E731
     if s.lse is not None:
         do = do.transpose(1, 2)
         if rows == t:
-            dq, dk, dv = _flash_backward(s, do, t, t)
-        else:  # two smaller calls instead of one: 2 x rows / T of the work
-            dq = _flash_backward(s, do, rows, t)[0]
-            _, dk, dv = _flash_backward(s, do, t, rows)
-        return (g.transpose(1, 2).reshape(e, rows, heads * dh) for g in (dq, dk, dv))
+            return tuple(map(flat, _flash_backward(s, do, t, t)))
+        # two smaller calls instead of one: 2 x rows / T of the work
+        dq = _flash_backward(s, do, rows, t)[0]
+        _, dk, dv = _flash_backward(s, do, t, rows)
+        return flat(dq), flat(dk), flat(dv)
     p, q, k, v, o = s.p, s.q[0], s.k[0], s.v[0], s.o[0]
     # dV_h = P_h^T [dO_1 .. dO_E]: tokens in the matrix's columns, one GEMM per head
     dv = p.transpose(1, 2) @ do.permute(2, 1, 0, 3).reshape(heads, t, e * dh)
-    dv = dv.view(heads, t, e, dh).permute(2, 1, 0, 3)
+    dv = dv.view(heads, t, e, dh).permute(2, 0, 1, 3)  # (E, H, T, dh)
     do_h = do.permute(2, 0, 1, 3).reshape(heads, e * t, dh)  # (H, E*T, dh)
     ds = do_h @ v.transpose(1, 2)  # dP, (H, E*T, T)
     dot = (do_h.view(heads, e, t, dh) * o[:, None]).sum(-1, keepdim=True)
     ds = ds.view(heads, e, t, t).sub_(dot).mul_(p[:, None])  # dS = P (dP - rowsum(dO O))
-    dq = (ds.view(heads, e * t, t) @ k).view(heads, e, t, dh).permute(1, 2, 0, 3)
-    dk = (ds.transpose(2, 3) @ q[:, None]).permute(1, 2, 0, 3)  # (E, T, H, dh)
-    return (g[:, :rows].reshape(e, rows, heads * dh) for g in (dq, dk, dv))
+    dq = (ds.view(heads, e * t, t) @ k).view(heads, e, t, dh).transpose(0, 1)
+    dk = (ds.transpose(2, 3) @ q[:, None]).transpose(0, 1)  # (E, H, T, dh)
+    return tuple(flat(g[:, :, :rows]) for g in (dq, dk, dv))
 
 
-def _layer_backward(s: _Layer, dy: torch.Tensor, rows: int | None = None) -> torch.Tensor:
+def _layer_backward(s: _Layer, dy: torch.Tensor, ws: _Workspace, rows: int | None = None):
     """(E, T, d) cotangent of a layer's output -> of its input, (E, rows, d) on the first
     ``rows`` frames (default all: below the lowest attention layer only the utterance's
     own frames and the convolutions' halo are needed, which saves a third of its attention
-    backward and two thirds of its projections' for a 10 s utterance)."""
-    layer, att = s.module, s.module.self_attn
+    backward and two thirds of its projections' for a 10 s utterance).
+
+    ``dy`` must live in ``ws``'s buffer ``"dy"``: the result is written there (``dy`` is
+    used up first), every intermediate into the workspace's other buffers."""
     e, t, d = dy.shape
+    rows = t if rows is None else rows
     heads, dh = s.q.shape[1], s.q.shape[3]
-    df = (dy @ layer.fc2.weight).mul_(s.slope)
-    dh1 = dy + s.norm2.backward(df @ layer.fc1.weight)
-    do = (dh1 @ att.out_proj.weight).view(e, t, heads, dh)
-    dq, dk, dv = _attention_backward(s, do, rows)
-    dq = dq * att.scaling
-    dx = dq @ att.q_proj.weight + dk @ att.k_proj.weight + dv @ att.v_proj.weight
-    return dh1[:, : dx.shape[1]] + s.norm1.backward(dx)
+    f = s.slope.shape[1]
+    df = torch.mm(dy.view(e * t, d), s.w_fc2, out=ws("ffn", (e * t, f), dy))
+    df.view(e, t, f).mul_(s.slope)  # through the GELU
+    dh1 = torch.mm(df, s.w_fc1, out=ws("dh1", (e * t, d), dy)).view(e, t, d)
+    s.norm2.backward_(dh1, ws).add_(dy)  # the residual
+    do = torch.mm(dh1.view(e * t, d), s.w_out, out=ws("do", (e * t, d), dy))
+    dq, dk, dv = _attention_backward(s, do.view(e, t, heads, dh), rows)
+    dx = torch.mm(dq, s.w_q, out=ws("dy", (e * rows, d), dy))  # dy is used up
+    dx = dx.addmm_(dk, s.w_k).addmm_(dv, s.w_v).view(e, rows, d)
+    return s.norm1.backward_(dx, ws).add_(dh1[:, :rows])
 
 
 class EncoderTape:
@@ -195,7 +268,9 @@ class EncoderTape:
     ``input`` (n_mels x n_frames, 10 ms), ``conv1`` (GELU output, d x n_frames, 10 ms),
     ``conv2`` (GELU output, d x ceil(n_frames / 2), 20 ms), ``encoder.layers.<i>`` (each
     layer's output, d x ceil(n_frames / 2), 20 ms). ``enc`` is the encoder's output (after
-    its final layer norm), (T, d), what the decoder attends to.
+    its final layer norm), (T, d), what the decoder attends to. ``workspace``: the
+    backward's buffers, kept for the tape's life (about ``bytes_per_event`` per token of
+    the largest batch).
     """
 
     def __init__(self, encoder, features: torch.Tensor, n_frames: int):
@@ -208,6 +283,7 @@ class EncoderTape:
             raise ValueError(f"n_frames must be in 1..{expected}, got {n_frames}")
         self.encoder, self.n_frames = encoder, int(n_frames)
         self.n_enc = (self.n_frames + 1) // 2
+        self.workspace = _Workspace()
         with torch.no_grad():
             x = features.to(encoder.conv1.weight)
             z1 = F.conv1d(x[None], encoder.conv1.weight, encoder.conv1.bias, padding=1)[0]
@@ -237,21 +313,27 @@ class EncoderTape:
     def layer_names(self) -> list[str]:
         return list(self.activations)
 
-    @torch.no_grad()
     def backward(self, d_enc: torch.Tensor) -> dict[str, torch.Tensor]:
         """Cotangents of the encoder output, (E, T, d), -> each layer's gradient on its own
-        frames, (E, C_l, T_own_l) (the layout of :attr:`activations`)."""
+        frames, (E, C_l, T_own_l) (the layout of :attr:`activations`, new tensors), with
+        subnormals flushed to zero (:func:`flush_subnormals`)."""
+        with torch.no_grad(), flush_subnormals():
+            return self._backward(d_enc)
+
+    def _backward(self, d_enc: torch.Tensor) -> dict[str, torch.Tensor]:
         n, m = self.n_frames, self.n_enc
-        g = self.final.backward(d_enc)
+        ws = self.workspace
+        g = torch.mul(d_enc, self.final.gamma, out=ws("dy", tuple(d_enc.shape), d_enc))
+        self.final.backward_(g, ws)
         grads: dict[str, torch.Tensor] = {}
         # below the lowest attention layer, only own frames and the convolutions' halo:
         # conv1 frames 0..n (one past the end feeds the input's last frame), which need
         # conv2 frames 0..(n+1)//2
         keep2 = min((n + 1) // 2 + 1, g.shape[1])
         for i in range(len(self.layers) - 1, -1, -1):
-            grads[f"encoder.layers.{i}"] = g[:, :m].transpose(1, 2)
-            g = _layer_backward(self.layers[i], g, keep2 if i == 0 else None)
-        grads["conv2"] = g[:, :m].transpose(1, 2)
+            grads[f"encoder.layers.{i}"] = g[:, :m].transpose(1, 2).contiguous()
+            g = _layer_backward(self.layers[i], g, ws, keep2 if i == 0 else None)
+        grads["conv2"] = g[:, :m].transpose(1, 2).contiguous()
         enc = self.encoder
         dz2 = g[:, :keep2].transpose(1, 2) * self.slope2[:, :keep2]
         da1 = F.conv_transpose1d(dz2, enc.conv2.weight, stride=2, padding=1, output_padding=1)
