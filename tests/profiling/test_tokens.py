@@ -295,20 +295,30 @@ def test_token_events_with_the_wheel_tokenizer():
     assert all(e.index == 1 + e.k for e in ev)
 
 
-def test_hooks_removed_and_attention_setting_restored_also_on_error():
+def test_probe_marks_removed_and_attention_setting_restored_also_on_error():
     model = tiny_model()
     x = features()
     ids, events = decoded(model, x, 2)
     before = model.config._attn_implementation
-    projs = [p for layer in model.model.decoder.layers
-             for p in (layer.encoder_attn.k_proj, layer.encoder_attn.v_proj)]  # fmt: skip
+    cross = [layer.encoder_attn for layer in model.model.decoder.layers]
+
+    def marked():
+        return [hasattr(m, "_gradnap_delta") for m in cross]
+
     T.token_sensitivities(model, x, N_FRAMES, ids, events)
     assert model.config._attn_implementation == before
-    assert not any(p._forward_hooks for p in projs)
+    assert not any(marked())
     bad = [*ids[:-1], 10**6]  # an id past the vocabulary fails inside the decoder
     with pytest.raises(IndexError):
         T.token_sensitivities(model, x, N_FRAMES, bad, events[:1])
     assert model.config._attn_implementation == before
-    assert not any(p._forward_hooks for p in projs)
+    assert not any(marked())
+    # the model's own forward is untouched afterwards (the probe is only used while marked)
+    with torch.no_grad():
+        a = model(input_features=x[None], decoder_input_ids=torch.tensor([ids])).logits
+        model.config._attn_implementation = "eager"
+        b = model(input_features=x[None], decoder_input_ids=torch.tensor([ids])).logits
+        model.config._attn_implementation = before
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="outside"):
         T.token_sensitivities(model, x, N_FRAMES, ids, [T.TokenEvent(99, 1, "x", 0)])

@@ -157,48 +157,76 @@ def _check_events(events: Sequence[TokenEvent], n_positions: int, vocab: int) ->
             raise ValueError(f"event {e} lies outside {n_positions} positions / {vocab} classes")
 
 
-def _decoder_on_leaves(model, ids: torch.Tensor, enc: torch.Tensor):
-    """Teacher-forced decoder forward whose cross-attention keys and values are leaves.
+PROBE_ATTENTION = "gradnap_probe"
 
-    Each decoder layer's ``encoder_attn.k_proj(enc)`` and ``v_proj(enc)`` are computed here
-    and returned by forward hooks in their place (removed on exit), so the backward through
-    the decoder stops at them. The decoder runs with transformers' "eager" attention for
-    this forward (the model's setting is restored on exit): with a few dozen queries, its
-    matrix-product backward costs 0.6x the CPU flash kernel's, which zero-fills
-    (T_enc, d) buffers per call. Returns the last hidden state (N, d), the 2 x layers leaves
-    (1, T, d) and their projection weights (d, d) each: ``d enc`` is the sum over leaves
-    of each leaf's gradient times its weight.
+
+def _probe_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kw):
+    """transformers' eager attention, except in a cross-attention that
+    :func:`_decoder_on_probe` marked with a zero leaf ``delta`` (T, d): there the keys and
+    values are those of ``enc + delta``, written so that the backward to ``delta`` is two
+    products of rank H x N per layer instead of dense (T, d) gradients of the keys and
+    values times their (d, d) projections.
+
+    Scores ``S_h = q_h K_h^T + (q_h Wk_h) delta^T`` and output ``P_h V_h + (P_h delta) Wv_h^T``
+    (``Wk_h``, ``Wv_h``: head h's (dh, d) rows of the projections; the value bias is in
+    ``V``). The added terms are zero in the forward; ``q_h Wk_h`` and ``P_h`` enter them
+    detached, which drops only gradient terms that are multiplied by ``delta = 0``.
     """
-    leaves, mats, hooks = [], [], []
+    from transformers.models.whisper.modeling_whisper import eager_attention_forward
+
+    delta = getattr(module, "_gradnap_delta", None)
+    if delta is None:
+        return eager_attention_forward(
+            module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kw
+        )
+    b, heads, n, dh = query.shape
+    t, d = delta.shape
+    if b != 1 or attention_mask is not None:
+        raise ValueError("the probe attention takes one sequence and no cross-attention mask")
+    scale = dh**-0.5 if scaling is None else scaling  # as eager: Whisper passes 1.0
     with torch.no_grad():
-        for layer in model.model.decoder.layers:
-            for proj in (layer.encoder_attn.k_proj, layer.encoder_attn.v_proj):
-                leaves.append(proj(enc[None]).requires_grad_(True))
-                mats.append(proj.weight)
-                hooks.append(proj.register_forward_hook(lambda m, a, out, y=leaves[-1]: y))
+        a = torch.einsum("hnk,hkd->hnd", query[0], module.k_proj.weight.view(heads, dh, d))
+    scores = torch.matmul(query, key.transpose(2, 3))
+    scores = (scores + (a.reshape(heads * n, d) @ delta.T).view(1, heads, n, t)) * scale
+    p = torch.softmax(scores, dim=-1)
+    z = (p.detach().reshape(heads * n, t) @ delta).view(heads, n, d)
+    wv = module.v_proj.weight.view(heads, dh, d)
+    out = torch.matmul(p, value) + torch.einsum("hnd,hkd->hnk", z, wv)[None]
+    return out.transpose(1, 2).contiguous(), p
+
+
+def _decoder_on_probe(model, ids: torch.Tensor, enc: torch.Tensor):
+    """Teacher-forced decoder forward on ``enc`` (T, d) in which every cross-attention
+    sees ``enc + delta``, ``delta`` a zero leaf (:func:`_probe_attention`): the gradient of
+    anything the decoder computes with respect to ``delta`` is its gradient with respect to
+    ``enc``. Runs with the probe attention (transformers' eager attention elsewhere: with a
+    few dozen queries its backward costs 0.6x the CPU flash kernel's); the model's setting
+    and the marks are restored on exit, also on error. Returns the last hidden state
+    (N, d) and ``delta``.
+    """
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, eager_mask
+
+    if PROBE_ATTENTION not in AttentionInterface._global_mapping:
+        AttentionInterface.register(PROBE_ATTENTION, _probe_attention)
+        # the decoder's causal mask as eager attention gets it (an unregistered name gets none)
+        AttentionMaskInterface.register(PROBE_ATTENTION, eager_mask)
+    delta = torch.zeros_like(enc, requires_grad=True)
+    cross = [layer.encoder_attn for layer in model.model.decoder.layers]
     config = model.model.decoder.config
     attn = config._attn_implementation
     try:
-        config._attn_implementation = "eager"
+        config._attn_implementation = PROBE_ATTENTION
+        for module in cross:
+            module._gradnap_delta = delta
         with torch.enable_grad():
             out = model.model.decoder(input_ids=ids, encoder_hidden_states=enc[None].detach())
             hidden = out.last_hidden_state[0]
     finally:
         config._attn_implementation = attn
-        for h in hooks:
-            h.remove()
-    return hidden, leaves, [w.detach() for w in mats]
-
-
-def _sum_of_products(grads, weights, tape: EncoderTape) -> torch.Tensor:
-    """``sum_j grads[j] @ weights[j]``, grads (E, 1, T, d), into the tape's workspace
-    (no concatenated (E, T, 2 x layers x d) copy): (E, T, d)."""
-    e, _, t, d = grads[0].shape
-    out = tape.workspace("d_enc", (e * t, d), grads[0])
-    torch.mm(grads[0].reshape(e * t, d), weights[0], out=out)
-    for g, w in zip(grads[1:], weights[1:]):
-        out.addmm_(g.reshape(e * t, d), w)
-    return out.view(e, t, d)
+        for module in cross:
+            module.__dict__.pop("_gradnap_delta", None)
+    return hidden, delta
 
 
 def iter_token_gradients(
@@ -227,17 +255,16 @@ def iter_token_gradients(
         return
     if max_events is not None and int(max_events) < 1:
         raise ValueError(f"max_events must be at least 1, not {max_events!r}")
-    hidden, keys, weights = _decoder_on_leaves(model, ids, tape.enc)
+    hidden, delta = _decoder_on_probe(model, ids, tape.enc)
     chunk = max(1, int(max_memory // tape.bytes_per_event()))
     if max_events is not None:
         chunk = min(chunk, int(max_events))
     for start in range(0, len(events), chunk):
         part = slice(start, min(start + chunk, len(events)))
         cot = _cotangents(model, hidden, events[part], sensitivity)
-        # the small decoder backward to the cross-attention keys and values, batched ...
-        d_kv = torch.autograd.grad(hidden, keys, cot, retain_graph=True, is_grads_batched=True)
-        # ... then d enc = sum over layers of dK Wk + dV Wv, accumulated in place
-        yield part, tape, tape.backward(_sum_of_products(d_kv, weights, tape))
+        # the small decoder backward, batched over the chunk's tokens, to d enc (E, T, d)
+        (d_enc,) = torch.autograd.grad(hidden, delta, cot, retain_graph=True, is_grads_batched=True)
+        yield part, tape, tape.backward(d_enc)
 
 
 def token_sensitivities(
