@@ -139,8 +139,9 @@ class TokenProfiler(SplitHalfSums):
     ``mask_scale``, ``navai_align`` and ``sensitivity`` (as for ``Profiler``),
     ``window_ms`` (crop width, default 500 ms **[choice]**), ``max_memory`` (bytes per
     batched backward), ``max_events`` (tokens per batched backward at most; None: as
-    many as ``max_memory`` allows), ``drop_punctuation``. ``prompt``, ``eot``, ``special``,
-    ``max_new_tokens`` and ``tokenizer`` default to Whisper tiny.en's (a test's tiny
+    many as ``max_memory`` allows, at most ``tokens.CPU_BATCH_EVENTS`` = 4 on the CPU),
+    ``drop_punctuation``. ``prompt``, ``eot``, ``special``, ``max_new_tokens`` and
+    ``tokenizer`` default to Whisper tiny.en's (a test's tiny
     random model passes its own).
     """
 

@@ -35,6 +35,10 @@ import torch
 from gradnap.profiling.whisper_backward import EncoderTape
 
 DEFAULT_MAX_MEMORY = 2 * 1024**3
+# tokens per batched backward on the CPU when not given: the memory budget alone would
+# batch 40 tokens of tiny.en at once, whose (E, 1500, 1536) intermediates leave the cache
+# and page-fault; 1, 2 and 4 measured alike (benchmarks/bench_whisper.py --batch-events N)
+CPU_BATCH_EVENTS = 4
 DEFAULT_WINDOW_MS = 500.0
 
 
@@ -186,8 +190,10 @@ def _probe_attention(module, query, key, value, attention_mask, scaling=None, dr
     scale = dh**-0.5 if scaling is None else scaling  # as eager: Whisper passes 1.0
     with torch.no_grad():
         a = torch.einsum("hnk,hkd->hnd", query[0], module.k_proj.weight.view(heads, dh, d))
-    scores = torch.matmul(query, key.transpose(2, 3))
-    scores = (scores + (a.reshape(heads * n, d) @ delta.T).view(1, heads, n, t)) * scale
+    # (delta a^T)^T rather than a delta^T: the backward then yields d delta as (T, d)
+    # directly instead of its transpose, which autograd would copy
+    extra = (delta @ a.reshape(heads * n, d).T).T.view(1, heads, n, t)
+    scores = (torch.matmul(query, key.transpose(2, 3)) + extra) * scale
     p = torch.softmax(scores, dim=-1)
     z = (p.detach().reshape(heads * n, t) @ delta).view(heads, n, d)
     wv = module.v_proj.weight.view(heads, dh, d)
@@ -242,7 +248,8 @@ def iter_token_gradients(
 ) -> Iterator[tuple[slice, EncoderTape, dict[str, torch.Tensor]]]:
     """Yield ``(events slice, tape, {layer: G (e, C_l, T_l)})`` chunk by chunk, as many
     tokens per chunk as ``max_memory`` bytes of backward working memory allow (at least 1),
-    and at most ``max_events`` (None: no bound; ``--batch-events N``).
+    and at most ``max_events`` (``--batch-events N``; None: :data:`CPU_BATCH_EVENTS` on the
+    CPU, no bound on a GPU).
 
     ``decoder_ids``: the teacher-forced decoder input, prompt then the decoded tokens.
     """
@@ -257,13 +264,18 @@ def iter_token_gradients(
         raise ValueError(f"max_events must be at least 1, not {max_events!r}")
     hidden, delta = _decoder_on_probe(model, ids, tape.enc)
     chunk = max(1, int(max_memory // tape.bytes_per_event()))
+    if max_events is None and tape.enc.device.type == "cpu":
+        max_events = CPU_BATCH_EVENTS
     if max_events is not None:
         chunk = min(chunk, int(max_events))
     for start in range(0, len(events), chunk):
         part = slice(start, min(start + chunk, len(events)))
         cot = _cotangents(model, hidden, events[part], sensitivity)
-        # the small decoder backward, batched over the chunk's tokens, to d enc (E, T, d)
-        (d_enc,) = torch.autograd.grad(hidden, delta, cot, retain_graph=True, is_grads_batched=True)
+        # the small decoder backward to d enc, one token at a time: batched with vmap it
+        # measured 1.2-1.5x slower per token (N x d matrices too small to gain from it)
+        d_enc = tape.workspace("d_enc", (len(cot), *tape.enc.shape), tape.enc)
+        for j, c in enumerate(cot):
+            d_enc[j] = torch.autograd.grad(hidden, delta, c, retain_graph=True)[0]
         yield part, tape, tape.backward(d_enc)
 
 

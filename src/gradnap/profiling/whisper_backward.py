@@ -9,8 +9,8 @@ pay on a CPU, removing work every event repeats does):
 
 1. decoder (:mod:`.tokens`): one teacher-forced decoder forward whose cross-attentions see
    ``enc + delta``, ``delta`` a zero leaf, written so that the backward to it is of rank
-   heads x tokens per layer (``tokens._probe_attention``), then one batched
-   vector-Jacobian product (``is_grads_batched``) from the decoder's last hidden state,
+   heads x tokens per layer (``tokens._probe_attention``), then one vector-Jacobian
+   product per token from the decoder's last hidden state,
    whose cotangent at position ``i`` is the row ``W[c]`` of the tied output projection (no
    backward through the 51,864-way projection), or ``W[c] - softmax(Y_i) W`` for the
    log-probability. Gives ``dY/d enc`` for E tokens, (E, T, d).
