@@ -7,13 +7,13 @@ log-probability) of token ``c`` at decoder position ``i``, teacher-forced.
 Two phases (``../shared/notes/generic-path.md``: batching whole backward passes does not
 pay on a CPU, removing work every event repeats does):
 
-1. decoder (:mod:`.tokens`): one teacher-forced decoder forward whose cross-attentions see
-   ``enc + delta``, ``delta`` a zero leaf, written so that the backward to it is of rank
-   heads x tokens per layer (``tokens._probe_attention``), then one vector-Jacobian
-   product per token from the decoder's last hidden state,
-   whose cotangent at position ``i`` is the row ``W[c]`` of the tied output projection (no
-   backward through the 51,864-way projection), or ``W[c] - softmax(Y_i) W`` for the
-   log-probability. Gives ``dY/d enc`` for E tokens, (E, T, d).
+1. decoder (:mod:`.whisper_probe`): one teacher-forced decoder forward whose
+   cross-attentions see ``enc + delta``, ``delta`` a zero leaf, written so that the backward
+   to it is of rank heads x tokens per layer, then one vector-Jacobian product per token
+   from the decoder's last hidden state, whose cotangent at position ``i`` is the row
+   ``W[c]`` of the tied output projection (no backward through the 51,864-way projection),
+   or ``W[c] - softmax(Y_i) W`` for the log-probability. Gives ``dY/d enc`` for E tokens,
+   (E, T, d).
 2. encoder: a hand-written backward of the encoder, channels-last matrix products batched
    over the E tokens, with what the forward saved and every token shares: the GELU
    derivatives, the layer-norm statistics (their scales folded into the next product's
