@@ -101,15 +101,16 @@ def test_token_profile_has_every_variant_and_the_result_format():
 def test_batch_events_bounds_the_tokens_per_backward(monkeypatch):
     """``max_events=2`` (what ``gradnap.profiles(..., batch_events=2)`` and ``--batch-events
     2`` pass): every batched backward holds at most 2 tokens, and the profiles equal those
-    of unbounded batches."""
+    of the default batches (at most ``CPU_BATCH_EVENTS`` tokens on the CPU)."""
     from gradnap.profiling import token_profile
+    from gradnap.profiling.tokens import CPU_BATCH_EVENTS
 
-    seen = []
+    seen = {}
     real = token_profile.iter_token_gradients
 
     def spy(*args, **kwargs):
         for part, tape, grads in real(*args, **kwargs):
-            seen.append(part.stop - part.start)
+            seen.setdefault(kwargs["max_events"], []).append(part.stop - part.start)
             yield part, tape, grads
 
     monkeypatch.setattr(token_profile, "iter_token_gradients", spy)
@@ -120,7 +121,9 @@ def test_batch_events_bounds_the_tokens_per_backward(monkeypatch):
         prof.max_memory, prof.max_events = 2**40, bound
         prof.update(features(1), n_frames=N_FRAMES, index=0)
         trees.append(prof.result())
-    assert max(seen[: len(seen) - 1]) <= 2 and len(seen) >= 4  # bounded chunks, then one
+    n = sum(seen[2])
+    assert n > CPU_BATCH_EVENTS and max(seen[2]) == 2 and len(seen[2]) == -(-n // 2)
+    assert seen[None] == [min(CPU_BATCH_EVENTS, n - i) for i in range(0, n, CPU_BATCH_EVENTS)]
     assert prof.config()["max_events"] is None and '"max_events": 2' in trees[0].attrs["config"]
     for layer in ("input", "encoder.layers.1"):
         torch.testing.assert_close(
