@@ -135,3 +135,14 @@ def test_ctrl_c_says_so(small_corpus, tiny_model, tmp_path, monkeypatch):  # noq
 
 
 assert app  # the tests above run the real command line
+
+
+def test_align_checks_its_out_folder_before_reading_the_corpus(tmp_path):
+    """``align --out`` is checked first: a file there, or a folder that cannot be
+    created, is one line naming it, before the (here absent) corpus is read."""
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder")
+    r = invoke("align", "--corpus", tmp_path / "absent", "--out", taken)
+    assert r.exit_code == 1 and f"{taken}: is a file" in r.output and "absent" not in r.output
+    r = invoke("align", "--corpus", tmp_path / "absent", "--out", taken / "sub")
+    assert r.exit_code == 1 and "cannot create" in r.output and "absent" not in r.output

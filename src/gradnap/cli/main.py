@@ -394,6 +394,8 @@ def align(
     """Force-align a corpus with pocketsphinx (en-us), writing words/phones TextGrids."""
     from gradnap.corpus.align import align_corpus
 
+    if out is not None:
+        check_out(out, folder=True, what="TextGrids")
     data = read(corpus, skip_bad)
     try:
         written, failures, oov = align_corpus(data, out, force=force)

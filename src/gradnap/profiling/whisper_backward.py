@@ -89,9 +89,6 @@ class _Workspace:
             buf = self._buffers[name] = like.new_empty(n)
         return buf[:n].view(shape)
 
-    def nbytes(self) -> int:
-        return sum(b.numel() * b.element_size() for b in self._buffers.values())
-
 
 @dataclass
 class _Norm:
