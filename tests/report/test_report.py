@@ -76,3 +76,33 @@ def test_layer_pages_let_you_listen_to_the_top_neurons(tmp_path):
     assert (index.parent / "figures" / "colorbar-magma.png").is_file()
     for ref in re.findall(r'src="(figures/listen/[^"]+)"', page):
         assert (index.parent / ref).is_file()
+
+
+def test_a_write_error_is_one_line_naming_the_file_and_leaves_no_index(
+    small_result, tmp_path, monkeypatch
+):
+    """A full disk partway through: OutputError naming the file and the reason, and no
+    index.html (written last), so the cut-short report does not look whole."""
+    import errno
+
+    import pytest
+
+    from gradnap.outputs import OutputError
+    from gradnap.report import build
+
+    spec, tree = small_result
+    real, calls = build._write_text, []
+
+    def full_disk(path, text):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, text)
+
+    monkeypatch.setattr(build, "_write_text", full_disk)
+    out = tmp_path / "r"
+    opts = ReportOptions(min_count=1, featvis_layers=[])
+    with pytest.raises(OutputError) as info:
+        build_report(tree, out, None, options=opts, progress=False)
+    assert str(info.value) == f"{calls[1]}: cannot write the report (No space left on device)"
+    assert not (out / "index.html").exists()

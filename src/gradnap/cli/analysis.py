@@ -185,6 +185,6 @@ def report(
     )
     try:
         index = build_report(tree, out, net, table, options)
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, OSError) as exc:  # OSError: OutputError, one line
         fail(str(exc).strip("'\""))
     console.print(f"report: {index.resolve()}")

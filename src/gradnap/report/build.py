@@ -23,6 +23,7 @@ from gradnap.analysis.featurevis import sonify, visualize_group
 from gradnap.analysis.listen import Listener
 from gradnap.analysis.responsiveness import top_neurons
 from gradnap.atomic import atomic_write, write_text
+from gradnap.outputs import OutputError
 from gradnap.profiling.groupings import group_coords
 from gradnap.report import heatmaps
 from gradnap.report.drawing import TREE, Drawer, LayerRef
@@ -79,7 +80,22 @@ def build_report(
     ``model`` (a :class:`gradnap.ModelSpec` or Wav2Letter) enables the optimal inputs;
     ``sanity`` is the table of :func:`gradnap.analysis.cascading_randomization`; ``stats``
     (:class:`gradnap.FeatureStats`) sets the loudness of the optimal inputs' audio.
+
+    A file that cannot be written (a full disk, say) raises
+    :class:`gradnap.outputs.OutputError` naming it and the reason; ``index.html`` is
+    written last, so a report cut short has none.
     """
+    try:
+        return _build_report(tree, out, model, sanity, options, stats, progress)
+    except OutputError:
+        raise
+    except OSError as exc:
+        where = exc.filename or out
+        reason = exc.strerror or str(exc)
+        raise OutputError(f"{where}: cannot write the report ({reason})") from exc
+
+
+def _build_report(tree, out, model, sanity, options, stats, progress) -> Path:
     from gradnap.profiling.result import config_of
     from gradnap.profiling.run import as_spec
 
