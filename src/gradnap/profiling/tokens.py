@@ -311,7 +311,14 @@ def token_crops(
     crops of all events are held (not every event's full-utterance gradients)."""
     parts: dict[str, list[TokenCrops]] = {}
     for _, tape, grads in iter_token_gradients(
-        model, features, n_frames, decoder_ids, events, sensitivity, max_memory, None, max_events
+        model,
+        features,
+        n_frames,
+        decoder_ids,
+        events,
+        sensitivity,
+        max_memory,
+        max_events=max_events,
     ):
         for name, g in grads.items():
             width = window_frames(window_ms, tape.frame_ms[name])
